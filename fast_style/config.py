@@ -1,0 +1,179 @@
+"""Plain dataclasses for a training run, so the library never reads hydra objects.
+
+``scripts/train.py`` turns hydra's resolved config into a :class:`TrainConfig` with
+:func:`train_config_from_dict`; Python users and tests build one directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from fast_style.errors import ConfigError
+from fast_style.losses import LossConfig
+
+
+@dataclass
+class StyleConfig:
+    name: str = "starry_night"
+    image: str | None = None  # local file; overrides url/cache
+    url: str | None = None
+    filename: str | None = None  # name in the cache folder
+    size: int = 512  # longer side of the style image when its Grams are computed
+    style_weight: float = 1e10  # per-style default, picked up by loss.style_weight
+    tv_weight: float = 1e2  # per-style default, picked up by loss.tv_weight
+
+
+@dataclass
+class DataConfig:
+    root: str | None = None
+    val_root: str | None = None
+    image_size: int = 256
+    batch_size: int = 4
+    workers: int = 2
+    pin_memory: bool = True  # only used on CUDA
+    n_samples: int = 4  # fixed photos in the sample grid
+    n_val: int = 16  # fixed photos for validation losses
+
+
+@dataclass
+class ModelConfig:
+    name: str = "johnson"
+    width: int = 32
+    n_residual: int = 5
+
+
+@dataclass
+class LossNetConfig:
+    name: str = "vgg16"
+    weights: str = "imagenet"
+
+
+@dataclass
+class LoggerConfig:
+    kind: str = "none"  # none | visdom
+    server: str = "http://127.0.0.1"
+    port: int = 8097
+    env: str | None = None  # default: the run name
+
+
+@dataclass
+class TrainerConfig:
+    steps: int = 40000
+    epochs: int | None = None  # if set, overrides steps: epochs * len(dataset) // batch_size
+    lr: float = 1e-3
+    log_every: int = 50
+    ckpt_every: int = 1000
+    sample_every: int = 500
+    val_every: int = 1000
+
+
+@dataclass
+class TrainConfig:
+    style: StyleConfig = field(default_factory=StyleConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss_net: LossNetConfig = field(default_factory=LossNetConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    device: str = "auto"
+    seed: int = 42
+    resume: str | None = None  # path or "auto"
+    ckpt_out: str | None = None  # default checkpoints/<style>.pt
+    run_dir: str = "runs/default"
+    run_name: str = "default"
+    verbose: bool = False
+
+    def validate(self) -> TrainConfig:
+        """Check values before any expensive work, so mistakes cost seconds, not GPU hours."""
+        positive = {
+            "data.image_size": self.data.image_size,
+            "data.batch_size": self.data.batch_size,
+            "style.size": self.style.size,
+            "trainer.log_every": self.trainer.log_every,
+            "trainer.ckpt_every": self.trainer.ckpt_every,
+            "trainer.sample_every": self.trainer.sample_every,
+            "trainer.val_every": self.trainer.val_every,
+            "model.width": self.model.width,
+        }
+        for key, value in positive.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        if self.data.image_size % 4:
+            raise ConfigError(
+                f"data.image_size must be a multiple of 4 (two stride-2 convs), got {self.data.image_size}"
+            )
+        if self.trainer.steps < 0 or (self.trainer.epochs is not None and self.trainer.epochs <= 0):
+            raise ConfigError("trainer.steps must be >= 0 and trainer.epochs > 0")
+        if not self.trainer.lr > 0:
+            raise ConfigError(f"trainer.lr must be > 0, got {self.trainer.lr!r}")
+        if self.data.workers < 0 or self.model.n_residual < 0:
+            raise ConfigError("data.workers and model.n_residual must be >= 0")
+        if self.data.root is None:
+            raise ConfigError("data.root is not set; pass data.root=/path/to/coco/train2014")
+        if self.logger.kind not in ("none", "visdom"):
+            raise ConfigError(f"logger={self.logger.kind!r}: choose visdom or none")
+        resolve_device(self.device)
+        return self
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; asking for an absent device is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device={name!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name}: CUDA is not available on this machine; use device=cpu or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device={name!r}: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def _build(cls: type, values: Any, prefix: str) -> Any:
+    if dataclasses.is_dataclass(values):
+        return values
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix or 'config'} must be a mapping, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(prefix + k for k in unknown)}")
+    kwargs = {}
+    for name, value in values.items():
+        sub = _NESTED.get((cls, name))
+        kwargs[name] = _build(sub, value, f"{prefix}{name}.") if sub else value
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"bad config for {prefix.rstrip('.') or 'train'}: {e}") from None
+
+
+_NESTED = {
+    (TrainConfig, "style"): StyleConfig,
+    (TrainConfig, "data"): DataConfig,
+    (TrainConfig, "model"): ModelConfig,
+    (TrainConfig, "loss_net"): LossNetConfig,
+    (TrainConfig, "loss"): LossConfig,
+    (TrainConfig, "trainer"): TrainerConfig,
+    (TrainConfig, "logger"): LoggerConfig,
+}
+
+
+def train_config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """Build a TrainConfig from nested plain dicts (e.g. ``OmegaConf.to_container(cfg)``)."""
+    return _build(TrainConfig, values, "")
+
+
+def train_config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain containers only: what goes into a checkpoint (loadable with weights_only=True)."""
+    out = dataclasses.asdict(cfg)
+    out["loss"]["style_layers"] = list(cfg.loss.style_layers)
+    out["loss"]["style_layer_weights"] = list(cfg.loss.style_layer_weights or ())
+    return out

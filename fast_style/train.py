@@ -1,0 +1,271 @@
+"""The training loop: a plain function over a :class:`TrainConfig`; no hydra in here.
+
+Data flow per step: photos -> ImageTransformNet -> stylized batch -> PerceptualLoss (frozen VGG
+features of output and input, style Grams computed once) -> Adam step. Host syncs (``.item()``)
+happen only at log intervals, so the GPU is never stalled waiting for the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from fast_style.checkpoint import load_checkpoint, save_checkpoint
+from fast_style.config import TrainConfig, resolve_device, train_config_to_dict
+from fast_style.data import PhotoFolder, build_loader, fixed_photos
+from fast_style.errors import CheckpointError, ConfigError, FastStyleError
+from fast_style.images import image_grid, load_image, resize_long_side, save_image, to_tensor
+from fast_style.losses import LossTerms, PerceptualLoss
+from fast_style.models import ImageTransformNet, TransformerConfig, build_loss_net
+from fast_style.styles import resolve_style_image
+
+log = logging.getLogger(__name__)
+
+TERMS = LossTerms._fields
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    step: int
+    interrupted: bool = False
+    # (step, {"content":..., "style":..., "tv":..., "total":...}) averaged over each log interval
+    history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    val_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+
+
+class StopRequest:
+    """First SIGINT/SIGTERM: finish the current step, checkpoint, exit cleanly. Second: abort."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write(
+            f"\n{signal.Signals(signum).name}: finishing this step and saving a checkpoint "
+            "(press Ctrl-C again to abort without saving)",
+            file=sys.stderr,
+        )
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def load_style_tensor(path: Path, size: int) -> torch.Tensor:
+    """The style image with its longer side at ``size`` px, as a (1, 3, H, W) batch."""
+    return to_tensor(resize_long_side(load_image(path), size)).unsqueeze(0)
+
+
+def find_latest_checkpoint(runs_root: Path, style: str) -> Path | None:
+    """Newest loadable ``last.pt`` among earlier runs of this style (for ``resume=auto``)."""
+    candidates = sorted(
+        runs_root.glob(f"{style}-*/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for path in candidates:
+        try:
+            load_checkpoint(path)
+            return path
+        except CheckpointError as e:
+            log.warning("resume=auto: skipping %s", e)
+    return None
+
+
+def _mean_terms(sums: torch.Tensor, n: int) -> dict[str, float]:
+    values = (sums / max(n, 1)).tolist()
+    return dict(zip(TERMS, values))
+
+
+@torch.no_grad()
+def validation_losses(model: torch.nn.Module, criterion: PerceptualLoss, photos: torch.Tensor, batch_size: int) -> dict[str, float]:
+    """Mean loss terms on fixed held-out photos, without gradients (over/under-fitting check)."""
+    sums = torch.zeros(len(TERMS), device=photos.device)
+    for chunk in photos.split(batch_size):
+        terms = criterion(model(chunk), chunk)
+        sums += torch.stack([t.detach() for t in terms]) * len(chunk)
+    return _mean_terms(sums, len(photos))
+
+
+def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train one style network; returns where the final checkpoint went and the loss history."""
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    run_dir = Path(cfg.run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_out = Path(cfg.ckpt_out or f"checkpoints/{cfg.style.name}.pt")
+
+    # Everything that can fail on a user mistake happens before the first step.
+    resume_state = None
+    if cfg.resume:
+        resume_path = (
+            find_latest_checkpoint(run_dir.parent, cfg.style.name) if cfg.resume == "auto" else Path(cfg.resume)
+        )
+        if resume_path is None:
+            raise ConfigError(f"resume=auto: no checkpoint of style {cfg.style.name!r} under {run_dir.parent}")
+        resume_state = load_checkpoint(resume_path)
+        if "optimizer" not in resume_state:
+            raise CheckpointError(f"{resume_path}: holds no optimizer state; it cannot be resumed")
+        log.info("resuming from %s at step %d", resume_path, resume_state["step"])
+    dataset = PhotoFolder(cfg.data.root, cfg.data.image_size)
+    steps = cfg.trainer.steps
+    if cfg.trainer.epochs is not None:
+        steps = cfg.trainer.epochs * len(dataset) // cfg.data.batch_size
+    style_path = resolve_style_image(cfg.style.name, cfg.style.image, cfg.style.url, cfg.style.filename)
+    style_image = load_style_tensor(style_path, cfg.style.size)
+    preview_root = cfg.data.val_root or cfg.data.root
+    sample_photos = fixed_photos(preview_root, cfg.data.n_samples, cfg.data.image_size).to(device)
+    val_photos = (
+        fixed_photos(cfg.data.val_root, cfg.data.n_val, cfg.data.image_size).to(device) if cfg.data.val_root else None
+    )
+
+    model_config = TransformerConfig(width=cfg.model.width, n_residual=cfg.model.n_residual)
+    model = ImageTransformNet(model_config).to(device)
+    loss_net = build_loss_net(cfg.loss_net.name, cfg.loss_net.weights, cfg.loss.layers, seed=cfg.seed)
+    criterion = PerceptualLoss(loss_net.to(device), style_image.to(device), cfg.loss)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.trainer.lr)
+    step = 0
+    if resume_state is not None:
+        if resume_state["model_config"] != model_config.to_dict():
+            raise CheckpointError(
+                f"resume: checkpoint model {resume_state['model_config']} differs from model config "
+                f"{model_config.to_dict()}"
+            )
+        model.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        step = int(resume_state["step"])
+        torch.set_rng_state(resume_state["rng"]["cpu"])
+        if device.type == "cuda" and resume_state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(resume_state["rng"]["cuda"], device)
+
+    loader = build_loader(
+        dataset,
+        cfg.data.batch_size,
+        seed=cfg.seed,
+        start_step=step,
+        workers=cfg.data.workers,
+        pin_memory=cfg.data.pin_memory and device.type == "cuda",
+    )
+    if logger is None:
+        from fast_style.dashboard import build_logger
+
+        logger = build_logger(
+            cfg.logger.kind, server=cfg.logger.server, port=cfg.logger.port, env=cfg.logger.env or cfg.run_name
+        )
+    logger.log_image("style", style_image[0], caption=cfg.style.name)
+
+    def state(at_step: int) -> dict[str, Any]:
+        return {
+            "model_config": model_config.to_dict(),
+            "model": model.state_dict(),
+            "style": cfg.style.name,
+            "loss_net": cfg.loss_net.name,
+            "step": at_step,
+            "optimizer": optimizer.state_dict(),
+            "rng": {
+                "cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            },
+            "config": train_config_to_dict(cfg),
+        }
+
+    def save_samples(at_step: int) -> None:
+        model.eval()
+        with torch.no_grad():
+            stylized = model(sample_photos)
+        model.train()
+        grid = image_grid([sample_photos, stylized])
+        save_image(grid, run_dir / "samples" / f"step_{at_step:06d}.png")
+        logger.log_image("samples", grid, caption=f"step {at_step}")
+
+    result = TrainResult(checkpoint=ckpt_out, step=step)
+    log.info(
+        "training %s: %d images, %d steps, batch %d, %d px, loss net %s (%s), device %s, run dir %s",
+        cfg.style.name, len(dataset), steps, cfg.data.batch_size, cfg.data.image_size,
+        cfg.loss_net.name, cfg.loss_net.weights, device, run_dir,
+    )
+    sums = torch.zeros(len(TERMS), device=device)
+    n_in_interval = 0
+    t_interval = time.perf_counter()
+    model.train()
+    data_iter = iter(loader)
+    with StopRequest() as stop, tqdm(total=steps, initial=step, desc=cfg.style.name, unit="step", dynamic_ncols=True) as bar:
+        while step < steps and not stop.requested:
+            photos = next(data_iter).to(device, non_blocking=True)
+            terms = criterion(model(photos), photos)
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimizer.step()
+            step += 1
+            sums += torch.stack([t.detach() for t in terms])
+            n_in_interval += 1
+            bar.update(1)
+
+            last = step == steps
+            if step % cfg.trainer.log_every == 0 or last or stop.requested:
+                means = _mean_terms(sums, n_in_interval)  # the one host sync per interval
+                elapsed = time.perf_counter() - t_interval
+                if not all(math.isfinite(v) for v in means.values()):
+                    save_samples(step)
+                    raise FastStyleError(
+                        f"loss became non-finite at step {step} ({means}); lower trainer.lr or the "
+                        f"loss weights, and resume from the last checkpoint in {ckpt_dir}"
+                    )
+                ips = n_in_interval * cfg.data.batch_size / max(elapsed, 1e-9)
+                result.history.append((step, means))
+                bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()} | {"img/s": f"{ips:.1f}"})
+                log.info(
+                    "step %d  %s  img/s %.1f", step, "  ".join(f"{k} {v:.5g}" for k, v in means.items()), ips
+                )
+                logger.log_losses(step, means, split="train")
+                logger.log_scalar("lr", step, optimizer.param_groups[0]["lr"])
+                logger.log_scalar("images_per_s", step, ips)
+                if on_log is not None:
+                    on_log(step, means)
+                sums.zero_()
+                n_in_interval = 0
+                t_interval = time.perf_counter()
+            if step % cfg.trainer.sample_every == 0 or last:
+                save_samples(step)
+            if val_photos is not None and (step % cfg.trainer.val_every == 0 or last):
+                model.eval()
+                val = validation_losses(model, criterion, val_photos, cfg.data.batch_size)
+                model.train()
+                result.val_history.append((step, val))
+                log.info("val step %d  %s", step, "  ".join(f"{k} {v:.5g}" for k, v in val.items()))
+                logger.log_losses(step, val, split="val")
+            if step % cfg.trainer.ckpt_every == 0 and not last:
+                save_checkpoint(state(step), ckpt_dir / "last.pt")
+
+    result.step = step
+    if stop.requested and step < steps:
+        result.interrupted = True
+        result.checkpoint = save_checkpoint(state(step), ckpt_dir / "last.pt")
+        log.warning("interrupted at step %d; checkpoint saved to %s", step, result.checkpoint)
+    else:
+        save_checkpoint(state(step), ckpt_dir / "last.pt")
+        result.checkpoint = save_checkpoint(state(step), ckpt_out)
+        log.info("saved %s (step %d)", result.checkpoint, step)
+    logger.close()
+    return result

@@ -1,0 +1,140 @@
+"""The training loop, called as a library (fast; the CLI is covered in test_scripts.py).
+
+These runs use a seeded random-init VGG16 (loss_net.weights=random) on tiny synthetic photos:
+they check mechanics (resume, checkpoints, logging), not image quality (see test_learning.py).
+"""
+
+import pytest
+import torch
+
+from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
+from fast_style.config import TrainConfig
+from fast_style.dashboard import NullLogger
+from fast_style.errors import CheckpointError, ConfigError
+from fast_style.train import train
+
+
+class RecordingLogger(NullLogger):
+    def __init__(self):
+        self.losses, self.scalars, self.images, self.closed = [], [], [], False
+
+    def log_losses(self, step, losses, split="train"):
+        self.losses.append((split, step, dict(losses)))
+
+    def log_scalar(self, name, step, value):
+        self.scalars.append((name, step, value))
+
+    def log_image(self, name, image, caption=""):
+        self.images.append((name, tuple(image.shape)))
+
+    def close(self):
+        self.closed = True
+
+
+def tiny_config(tmp_path, photos, style, steps=4, **trainer) -> TrainConfig:
+    cfg = TrainConfig()
+    cfg.style.image = str(style)
+    cfg.style.size = 48
+    cfg.data.root = str(photos)
+    cfg.data.val_root = str(photos)
+    cfg.data.image_size = 32
+    cfg.data.batch_size = 2
+    cfg.data.workers = 0
+    cfg.data.n_samples = 2
+    cfg.data.n_val = 3
+    cfg.model.width = 8
+    cfg.model.n_residual = 1
+    cfg.loss_net.weights = "random"
+    cfg.loss.style_weight = 1e6
+    cfg.device = "cpu"
+    cfg.trainer.steps = steps
+    cfg.trainer.lr = 1e-2
+    cfg.trainer.log_every = 1
+    cfg.trainer.sample_every = 2
+    cfg.trainer.val_every = 2
+    cfg.trainer.ckpt_every = 2
+    for k, v in trainer.items():
+        setattr(cfg.trainer, k, v)
+    cfg.run_dir = str(tmp_path / "runs" / "starry_night-1")
+    cfg.run_name = "starry_night-1"
+    cfg.ckpt_out = str(tmp_path / "final.pt")
+    return cfg
+
+
+def test_training_writes_everything_a_run_promises(tmp_path, tiny_photos, style_image):
+    logger = RecordingLogger()
+    result = train(tiny_config(tmp_path, tiny_photos, style_image, steps=4), logger=logger)
+    assert result.step == 4 and not result.interrupted
+    assert [s for s, _ in result.history] == [1, 2, 3, 4]
+    for _, terms in result.history:
+        assert terms["total"] == pytest.approx(terms["content"] + terms["style"] + terms["tv"], rel=1e-5)
+    assert [s for s, _ in result.val_history] == [2, 4]
+    assert [step for split, step, _ in logger.losses if split == "val"] == [2, 4]
+    assert {name for name, *_ in logger.scalars} == {"lr", "images_per_s"}
+    assert logger.images[0][0] == "style" and max(logger.images[0][1][1:]) == 48  # style.size = long side
+    assert sum(n == "samples" for n, _ in logger.images) == 2 and logger.closed
+    run = tmp_path / "runs" / "starry_night-1"
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    state = load_checkpoint(result.checkpoint)
+    assert state["step"] == 4 and state["style"] == "starry_night" and state["loss_net"] == "vgg16"
+    assert state["config"]["data"]["image_size"] == 32 and "optimizer" in state
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 4
+    model_from_checkpoint(state)  # stylize can rebuild it from the checkpoint alone
+
+
+def test_losses_go_down_on_a_fixed_problem(tmp_path, tiny_photos, style_image):
+    result = train(tiny_config(tmp_path, tiny_photos, style_image, steps=30, log_every=10), logger=NullLogger())
+    first, last = result.history[0][1]["total"], result.history[-1][1]["total"]
+    assert last < 0.5 * first
+
+
+def test_resume_continues_the_same_loss_sequence(tmp_path, tiny_photos, style_image):
+    full = train(tiny_config(tmp_path / "a", tiny_photos, style_image, steps=6), logger=NullLogger())
+    half = train(tiny_config(tmp_path / "b", tiny_photos, style_image, steps=3), logger=NullLogger())
+    cfg = tiny_config(tmp_path / "b", tiny_photos, style_image, steps=6)
+    cfg.resume = str(half.checkpoint)
+    resumed = train(cfg, logger=NullLogger())
+    assert [s for s, _ in resumed.history] == [4, 5, 6]
+    assert resumed.history == full.history[3:]  # bit-for-bit on CPU: data order, Adam state, RNG
+    a = load_checkpoint(full.checkpoint)["model"]
+    b = load_checkpoint(resumed.checkpoint)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_auto_picks_the_newest_checkpoint_of_the_style(tmp_path, tiny_photos, style_image):
+    first = tiny_config(tmp_path, tiny_photos, style_image, steps=2)
+    train(first, logger=NullLogger())
+    cfg = tiny_config(tmp_path, tiny_photos, style_image, steps=3)
+    cfg.run_dir = str(tmp_path / "runs" / "starry_night-2")
+    cfg.resume = "auto"
+    result = train(cfg, logger=NullLogger())
+    assert [s for s, _ in result.history] == [3]
+    cfg.style.name = "candy"
+    with pytest.raises(ConfigError, match="no checkpoint of style 'candy'"):
+        train(cfg, logger=NullLogger())
+
+
+def test_resume_refuses_another_model_config(tmp_path, tiny_photos, style_image):
+    half = train(tiny_config(tmp_path, tiny_photos, style_image, steps=1), logger=NullLogger())
+    cfg = tiny_config(tmp_path, tiny_photos, style_image, steps=2)
+    cfg.model.width = 16
+    cfg.resume = str(half.checkpoint)
+    with pytest.raises(CheckpointError, match="differs"):
+        train(cfg, logger=NullLogger())
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "match"),
+    [
+        ("data", "image_size", 30, "multiple of 4"),
+        ("data", "batch_size", 0, "positive"),
+        ("trainer", "lr", -1.0, "lr"),
+        (None, "device", "cuda:7" if not torch.cuda.is_available() else "tpu", "device"),
+        ("data", "root", "/nonexistent/coco", "train2014"),
+    ],
+)
+def test_bad_config_values_fail_before_training(tmp_path, tiny_photos, style_image, section, key, value, match):
+    cfg = tiny_config(tmp_path, tiny_photos, style_image)
+    setattr(getattr(cfg, section) if section else cfg, key, value)
+    with pytest.raises(ConfigError, match=match):
+        train(cfg, logger=NullLogger())

@@ -1,0 +1,61 @@
+import itertools
+
+import pytest
+import torch
+
+from fast_style.data import InfiniteSampler, PhotoFolder, build_loader, fixed_photos, list_images
+from fast_style.errors import ConfigError
+
+
+def test_list_images_is_recursive_sorted_and_filters_extensions(tiny_photos):
+    (tiny_photos / "notes.txt").write_text("not an image")
+    (tiny_photos / "b" / "UPPER.JPG").write_bytes((tiny_photos / "b" / "img0.png").read_bytes())
+    files = list_images(tiny_photos)
+    assert len(files) == 7 and files == sorted(files)
+    assert all(f.suffix.lower() in (".png", ".jpg") for f in files)
+
+
+def test_missing_or_empty_folder_explains_how_to_get_coco(tmp_path):
+    with pytest.raises(ConfigError, match="train2014"):
+        list_images(tmp_path / "nope")
+    with pytest.raises(ConfigError, match="no .jpg"):
+        list_images(tmp_path)
+
+
+def test_crops_are_square_and_in_range(tiny_photos):
+    ds = PhotoFolder(tiny_photos, image_size=32)
+    for i in range(len(ds)):
+        x = ds[i]
+        assert x.shape == (3, 32, 32) and x.min() >= 0 and x.max() <= 1
+
+
+def test_corrupt_file_is_skipped_deterministically(tiny_photos):
+    bad = tiny_photos / "a" / "aaa_corrupt.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    ds = PhotoFolder(tiny_photos, image_size=16)
+    i = ds.files.index(bad)
+    assert torch.equal(ds[i], ds[i + 1])
+
+
+def test_sampler_is_a_seeded_permutation_per_epoch_and_resumable():
+    n = 7
+    full = list(itertools.islice(iter(InfiniteSampler(n, seed=3)), 3 * n))
+    for e in range(3):
+        assert sorted(full[e * n : (e + 1) * n]) == list(range(n))
+    assert full[:n] != full[n : 2 * n]  # reshuffled every epoch
+    resumed = list(itertools.islice(iter(InfiniteSampler(n, seed=3, start=10)), 3 * n - 10))
+    assert resumed == full[10:]
+    assert list(itertools.islice(iter(InfiniteSampler(n, seed=4)), n)) != full[:n]
+
+
+def test_loader_resumes_at_the_same_batch(tiny_photos):
+    ds = PhotoFolder(tiny_photos, image_size=16)
+    a = build_loader(ds, batch_size=4, seed=1, workers=0)
+    batches = [b for b, _ in zip(a, range(5))]
+    b = build_loader(ds, batch_size=4, seed=1, start_step=3, workers=0)
+    assert torch.equal(next(iter(b)), batches[3])
+
+
+def test_fixed_photos(tiny_photos):
+    batch = fixed_photos(tiny_photos, 3, 24)
+    assert batch.shape == (3, 3, 24, 24)
