@@ -1,0 +1,167 @@
+"""Start and stop visdom's server as a child process, offline and only once it really answers.
+
+visdom 0.2.4 flag notes: ``-port``, ``--hostname`` (two dashes; it only changes the printed URL,
+``-hostname`` would be eaten by argparse as ``-h``), ``-env_path``, and ``-bind_local`` which is the
+only way to make it listen on 127.0.0.1 instead of every interface. So a loopback ``host`` turns on
+``-bind_local``; any other host binds all interfaces (visdom cannot bind one specific address).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from fast_style.dashboard.assets import install_assets
+from fast_style.dashboard.errors import DashboardError
+
+__all__ = ["free_port", "is_loopback", "server_url", "start_server", "stop_server", "wait_until_up"]
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def is_loopback(host: str) -> bool:
+    return host in _LOOPBACK or host.startswith("127.")
+
+
+def server_url(host: str, port: int) -> str:
+    return f"http://{host}:{port}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (the OS picks it; tiny race until the server binds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_taken(host: str, port: int) -> bool:
+    bind_host = "127.0.0.1" if host == "localhost" else host
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like tornado: connections of a just-stopped server in TIME_WAIT must not count as "taken".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((bind_host if is_loopback(host) else "", port))
+        except OSError:
+            return True
+    return False
+
+
+def _log_tail(path: Path | None, lines: int = 15) -> str:
+    if path is None or not path.is_file():
+        return ""
+    text = path.read_text(errors="replace").strip().splitlines()
+    return " | ".join(text[-lines:])
+
+
+def wait_until_up(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers HTTP 200; fail fast (with the server log) if ``proc`` exits."""
+    deadline = time.monotonic() + timeout
+    last_error = "no answer"
+    while True:
+        if proc is not None and proc.poll() is not None:
+            tail = _log_tail(getattr(proc, "log_path", None))
+            raise DashboardError(
+                f"visdom server exited with code {proc.returncode} before answering on {url}"
+                + (f"; log: {tail}" if tail else "")
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2.0) as resp:
+                if resp.status == 200:
+                    return
+                last_error = f"HTTP {resp.status}"
+        except urllib.error.HTTPError as exc:
+            last_error = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            last_error = str(getattr(exc, "reason", exc))
+        if time.monotonic() >= deadline:
+            tail = _log_tail(getattr(proc, "log_path", None)) if proc is not None else ""
+            raise DashboardError(
+                f"visdom server did not answer on {url} within {timeout:.0f} s ({last_error})"
+                + (f"; log: {tail}" if tail else "")
+            )
+        time.sleep(0.1)
+
+
+def start_server(
+    host: str = "127.0.0.1",
+    port: int = 8097,
+    env_path: str | os.PathLike | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float = 60.0,
+    log_path: str | os.PathLike | None = None,
+) -> subprocess.Popen:
+    """Start ``python -m visdom.server`` and return once its page answers.
+
+    The child runs in its own session so a Ctrl-C in the terminal reaches only our entry point,
+    which then stops the server deliberately (no half-dead server printing tracebacks). Its output
+    goes to a log file (``<env_path>/visdom.log`` by default), not a pipe nobody reads, which
+    would eventually block the server. The log path is kept on the returned object as ``log_path``.
+    """
+    install_assets()  # no-op when installed; otherwise visdom would try the CDNs and crash offline
+    if not 0 < int(port) < 65536:
+        raise DashboardError(f"port must be in 1..65535, got {port}")
+    if _port_taken(host, port):
+        raise DashboardError(
+            f"port {port} on {host} is already in use (another visdom?); stop it or choose another port"
+        )
+    cmd = [sys.executable, "-m", "visdom.server", "-port", str(port), "--hostname", host]
+    if env_path is not None:
+        env_dir = Path(env_path).expanduser().resolve()
+        try:
+            env_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DashboardError(f"cannot create env_path {env_dir} ({exc.strerror or exc})") from exc
+        # visdom joins file names onto env_path with string concatenation in places.
+        cmd += ["-env_path", str(env_dir) + os.sep]
+    if is_loopback(host):
+        cmd.append("-bind_local")
+    cmd += [str(arg) for arg in extra_args]
+
+    if log_path is None:
+        log_dir = Path(cmd[cmd.index("-env_path") + 1]) if env_path is not None else Path(tempfile.gettempdir())
+        log_path = log_dir / ("visdom.log" if env_path is not None else f"visdom-{port}.log")
+    log_path = Path(log_path)
+    log_file = open(log_path, "ab")
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise DashboardError(f"cannot start the visdom server ({exc})") from exc
+    finally:
+        log_file.close()  # the child holds its own descriptor
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    try:
+        wait_until_up(server_url("127.0.0.1" if is_loopback(host) or host == "0.0.0.0" else host, port), timeout, proc)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc
+
+
+def stop_server(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; safe to call twice or on a dead process."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(timeout)
