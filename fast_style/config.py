@@ -23,7 +23,8 @@ class StyleConfig:
     url: str | None = None
     filename: str | None = None  # name in the cache folder
     size: int = 512  # longer side of the style image when its Grams are computed
-    style_weight: float = 1e10  # per-style default, picked up by loss.style_weight
+    # per-style defaults, {loss_net name: weight}, picked up by loss.style_weight
+    style_weight: dict[str, float] = field(default_factory=lambda: {"vgg16": 1e10, "vgg19_caffe": 1e7})
     tv_weight: float = 1e2  # per-style default, picked up by loss.tv_weight
 
 

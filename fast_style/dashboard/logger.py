@@ -184,6 +184,7 @@ class VisdomLogger(Logger):
         self._closed = False
         self._up: bool | None = None  # None until the first contact
         self._ema: float | None = None
+        self._ema_n = 0
         self._windows: dict[str, _Lines | _Image] = {}
         self._thread = threading.Thread(target=self._run, name="visdom-logger", daemon=True)
         self._thread.start()
@@ -298,9 +299,13 @@ class VisdomLogger(Logger):
             for name, value in losses.items():
                 window.add(prefix + name, step, value)
                 if name == "total" and split == "train" and self.smoothing > 0 and value is not None:
+                    # Debiased EMA (as in Adam / TensorBoard): starting from 0 and dividing by
+                    # 1 - s^n lets the trend follow the fast early drop instead of hanging on to
+                    # the first, huge value for ~1/(1-s) points.
                     s = self.smoothing
-                    self._ema = value if self._ema is None else s * self._ema + (1 - s) * value
-                    window.add("total" + SMOOTHED_SUFFIX, step, self._ema)
+                    self._ema_n += 1
+                    self._ema = s * (self._ema or 0.0) + (1 - s) * value
+                    window.add("total" + SMOOTHED_SUFFIX, step, self._ema / (1 - s**self._ema_n))
         elif kind == "scalar":
             _, name, step, value = event
             title = _TITLES.get(name, name)
@@ -355,6 +360,9 @@ class VisdomLogger(Logger):
         yaxis: dict[str, Any] = {"title": window.ytitle, "exponentformat": "power"}
         if window.log_y:
             yaxis["type"] = "log"
+        else:
+            # a constant series (lr without a schedule) would otherwise be drawn at +-1 around 0
+            yaxis["rangemode"] = "tozero"
         many = len(window.traces) > 1
         return {
             # Left-aligned so it does not sit under plotly's mode bar (top right).

@@ -1,8 +1,11 @@
-"""A real visdom server (offline assets from our installer) shared by the dashboard tests."""
+"""A real visdom server (offline assets from our installer) and a headless Chromium, shared by the
+dashboard tests."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -13,6 +16,12 @@ from subprocess import Popen
 import pytest
 
 from fast_style.dashboard import free_port, install_assets, start_server, stop_server
+
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 @dataclass
@@ -66,3 +75,59 @@ def visdom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture
 def env_reader() -> Callable[[int, str], dict]:
     return read_env
+
+
+# ----------------------------------------------------------------------------- browser helpers
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator:
+    """Headless Debian Chromium through selenium, console log captured; skips when not installed."""
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install -y chromium chromium-driver")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e .[dev])")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage", "--window-size=1400,1250", f"--user-data-dir={tmp_path / 'chrome-profile'}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def legend_names(driver) -> set[str]:
+    """Trace names in the legends of every plotly plot on the page."""
+    return set(driver.execute_script(
+        "return Array.from(document.querySelectorAll('.js-plotly-plot .legendtext')).map(e => e.textContent)"
+    ))
+
+
+def loaded_images(driver) -> int:
+    """How many inline (data:) images on the page have finished decoding."""
+    return driver.execute_script(
+        "return Array.from(document.images).filter("
+        "i => i.src.startsWith('data:image') && i.complete && i.naturalWidth > 0).length"
+    )
+
+
+def severe_console_errors(driver) -> list[str]:
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def save_screenshot(driver, name: str, update_docs: bool = False) -> Path:
+    """``test-artifacts/<name>``; also ``docs/dashboard.png`` if ``update_docs`` and FAST_STYLE_UPDATE_DOCS=1."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    driver.save_screenshot(str(path))
+    if update_docs and os.environ.get("FAST_STYLE_UPDATE_DOCS") == "1":
+        (REPO / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(path, REPO / "docs" / "dashboard.png")
+    return path

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from fast_style.dashboard import VisdomLogger
 
+from .conftest import legend_names, loaded_images, save_screenshot, severe_console_errors
+
 pytestmark = [pytest.mark.browser]
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 ENV = "starry_night"
 
 
@@ -53,57 +49,23 @@ def log_demo_run(port: int) -> None:
     logger.close()
 
 
-@pytest.fixture
-def browser(tmp_path):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install -y chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e .[dev])")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--window-size=1400,1250", f"--user-data-dir={tmp_path / 'chrome-profile'}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 def test_dashboard_renders_losses_and_images(visdom_server, browser) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     log_demo_run(visdom_server.port)
     browser.get(f"{visdom_server.url}/env/{ENV}")
 
-    def legend_names(driver) -> set[str]:
-        return set(driver.execute_script(
-            "return Array.from(document.querySelectorAll('.js-plotly-plot .legendtext')).map(e => e.textContent)"
-        ))
-
     wanted = {"content", "style", "tv", "total", "total (smoothed)", "val total"}
     WebDriverWait(browser, 30).until(lambda d: wanted <= legend_names(d))
     WebDriverWait(browser, 15).until(
         lambda d: d.execute_script("return document.querySelectorAll('.js-plotly-plot').length") >= 3
-        and d.execute_script("return Array.from(document.images).filter(i => i.src.startsWith('data:image') && i.complete && i.naturalWidth > 0).length") >= 2
+        and loaded_images(d) >= 2
     )
     traces = browser.execute_script("return document.querySelectorAll('.js-plotly-plot g.trace.scatter path.js-line').length")
     assert traces >= 8
     time.sleep(1.0)  # let plotly finish its transitions before the screenshot
 
-    out = REPO / "test-artifacts"
-    out.mkdir(exist_ok=True)
-    browser.save_screenshot(str(out / "dashboard.png"))
-    if os.environ.get("FAST_STYLE_UPDATE_DOCS") == "1":
-        (REPO / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(out / "dashboard.png", REPO / "docs" / "dashboard.png")
+    save_screenshot(browser, "dashboard.png")  # synthetic data; docs/dashboard.png comes from test_training.py
 
-    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    errors = severe_console_errors(browser)
     assert errors == [], "browser console errors:\n" + "\n".join(errors)
