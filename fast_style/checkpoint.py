@@ -8,13 +8,13 @@ containers go in, so loading never runs pickled code.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from fast_style.errors import CheckpointError
+from fast_style.fileio import atomic_write
 from fast_style.models.transformer import ImageTransformNet, TransformerConfig
 
 FORMAT = "fast-style-checkpoint"
@@ -22,32 +22,12 @@ VERSION = 1
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Atomic write: temp file in the same folder, fsync, rename, fsync the folder.
-
-    A run killed at any instant leaves either the previous checkpoint or the new one, never a
-    torn file; a full disk raises before the rename, so the previous file survives.
-    """
+    """Write atomically (see :func:`fast_style.fileio.atomic_write`): a run killed at any instant
+    leaves either the previous checkpoint or the new one, and a full disk leaves the previous one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, "version": VERSION, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory; the rename is still atomic
+    with atomic_write(path) as f:
+        torch.save(state, f)
     return path
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -12,6 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.utils import make_grid
 
 from fast_style.errors import ImageError
+from fast_style.fileio import atomic_write
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
@@ -97,24 +97,14 @@ def scale_image(img: Image.Image, scale: float) -> Image.Image:
 
 
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, quality: int = 95) -> Path:
-    """Write atomically (temp file + fsync + rename): a crash never leaves a half-written image."""
+    """Write atomically (:func:`fast_style.fileio.atomic_write`): never a half-written image."""
     path = Path(path)
     fmt = SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ImageError(f"{path}: unknown output format; use one of {', '.join(SAVE_FORMATS)}")
     img = image if isinstance(image, Image.Image) else to_pil(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-            img.save(f, format=fmt, **kwargs)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        img.save(f, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
     return path
 
 

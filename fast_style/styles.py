@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
-import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 
-from fast_style.errors import ConfigError, ImageError
+from PIL import Image
+
+from fast_style.errors import ConfigError
+from fast_style.fileio import atomic_write
 from fast_style.images import load_image
 
 
@@ -54,17 +56,17 @@ def resolve_style_image(
 
 
 def download(url: str, dest: Path, timeout: float = 30.0) -> Path:
-    """Download to a temp file next to ``dest``, check it is an image, then rename into place."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    """Download, check that the bytes are an image, then write ``dest`` atomically.
+
+    Paintings are a few MB, so the check runs in memory and a bad download never reaches the cache.
+    """
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        data = response.read()
     try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
-            shutil.copyfileobj(response, f)
-        try:
-            load_image(tmp)
-        except ImageError:
-            raise ValueError(f"downloaded file is not an image: {url}") from None
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        with Image.open(io.BytesIO(data)) as img:
+            img.verify()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise ValueError(f"downloaded file is not an image: {url}") from None
+    with atomic_write(dest) as f:
+        f.write(data)
     return dest

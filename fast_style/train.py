@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from fast_style.checkpoint import load_checkpoint, save_checkpoint
 from fast_style.config import TrainConfig, resolve_device, train_config_to_dict
+from fast_style.dashboard import build_logger
 from fast_style.data import PhotoFolder, build_loader, fixed_photos
 from fast_style.errors import CheckpointError, ConfigError, FastStyleError
 from fast_style.images import image_grid, load_image, resize_long_side, save_image, to_tensor
@@ -168,8 +169,6 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
         pin_memory=cfg.data.pin_memory and device.type == "cuda",
     )
     if logger is None:
-        from fast_style.dashboard import build_logger
-
         logger = build_logger(
             cfg.logger.kind, server=cfg.logger.server, port=cfg.logger.port, env=cfg.logger.env or cfg.run_name
         )
