@@ -88,11 +88,12 @@ class ImageTransformNet(nn.Module):
         h, w = x.shape[-2:]
         # Sides must be multiples of 4 (two stride-2 convs) and >= 8 (the 9x9 conv's reflection
         # pad of 4 must be smaller than the side).
+        # Always padded (a no-op copy of a 3-channel input when sizes already fit), so that an
+        # exported graph (ONNX, torch.export) keeps this step for every size.
         pad_h, pad_w = max(8, h + (-h) % 4) - h, max(8, w + (-w) % 4) - w
-        if pad_h or pad_w:
-            # reflection needs pad < side; replicate covers images only a few pixels wide
-            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        # reflection needs pad < side; replicate covers images only a few pixels wide
+        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
         y = self.decoder(self.residuals(self.encoder(x)))
         return y[..., :h, :w]
 
