@@ -10,6 +10,7 @@ Fixes over the paper, all widely adopted since:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,7 @@ class TransformerConfig:
 
     width: int = 32  # channels of the first conv; the encoder doubles it twice (32 -> 64 -> 128)
     n_residual: int = 5
+    n_styles: int = 1  # > 1: conditional instance norm, one (scale, shift) per style
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -34,22 +36,51 @@ class ConvLayer(nn.Sequential):
         super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel, stride))
 
 
+class ConditionalInstanceNorm2d(nn.Module):
+    """Instance norm with one (scale, shift) per style (Dumoulin et al. 2017).
+
+    ``style_weights`` (B, n_styles), set by :meth:`ImageTransformNet.forward`, mixes the styles'
+    parameters: a one-hot row is exactly that style, other rows interpolate between styles.
+    """
+
+    def __init__(self, channels: int, n_styles: int):
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.weight = nn.Parameter(torch.ones(n_styles, channels))
+        self.bias = nn.Parameter(torch.zeros(n_styles, channels))
+        self.style_weights: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.style_weights is None:
+            raise RuntimeError("a multi-style network needs a style: call the network with style=...")
+        w = self.style_weights.to(self.weight)
+        gamma, beta = w @ self.weight, w @ self.bias
+        return self.norm(x) * gamma[:, :, None, None] + beta[:, :, None, None]
+
+
+def make_norm(channels: int, n_styles: int = 1) -> nn.Module:
+    """Plain affine instance norm for one style (the classic state-dict layout), else conditional."""
+    return nn.InstanceNorm2d(channels, affine=True) if n_styles == 1 else ConditionalInstanceNorm2d(channels, n_styles)
+
+
 class ConvNormReLU(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, upsample: bool = False):
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int = 1, upsample: bool = False, n_styles: int = 1
+    ):
         layers: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []
-        layers += [ConvLayer(c_in, c_out, kernel, stride), nn.InstanceNorm2d(c_out, affine=True), nn.ReLU()]
+        layers += [ConvLayer(c_in, c_out, kernel, stride), make_norm(c_out, n_styles), nn.ReLU()]
         super().__init__(*layers)
 
 
 class ResidualBlock(nn.Module):
     """Two 3x3 convs with instance norm; no ReLU after the sum (Gross & Wilber's variant)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, n_styles: int = 1):
         super().__init__()
         self.block = nn.Sequential(
-            ConvNormReLU(channels, channels, 3),
+            ConvNormReLU(channels, channels, 3, n_styles=n_styles),
             ConvLayer(channels, channels, 3),
-            nn.InstanceNorm2d(channels, affine=True),
+            make_norm(channels, n_styles),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,22 +100,52 @@ class ImageTransformNet(nn.Module):
     def __init__(self, config: TransformerConfig | None = None):
         super().__init__()
         self.config = config or TransformerConfig()
-        w, n = self.config.width, self.config.n_residual
-        if w < 1 or n < 0:
-            raise ValueError(f"width must be >= 1 and n_residual >= 0, got {w}, {n}")
+        w, n, s = self.config.width, self.config.n_residual, self.config.n_styles
+        self.n_styles = s  # a plain int, so TorchScript can read it in forward
+        if w < 1 or n < 0 or s < 1:
+            raise ValueError(f"width and n_styles must be >= 1 and n_residual >= 0, got {w}, {n}, {s}")
         self.encoder = nn.Sequential(
-            ConvNormReLU(3, w, 9),
-            ConvNormReLU(w, 2 * w, 3, stride=2),
-            ConvNormReLU(2 * w, 4 * w, 3, stride=2),
+            ConvNormReLU(3, w, 9, n_styles=s),
+            ConvNormReLU(w, 2 * w, 3, stride=2, n_styles=s),
+            ConvNormReLU(2 * w, 4 * w, 3, stride=2, n_styles=s),
         )
-        self.residuals = nn.Sequential(*[ResidualBlock(4 * w) for _ in range(n)])
+        self.residuals = nn.Sequential(*[ResidualBlock(4 * w, n_styles=s) for _ in range(n)])
         self.decoder = nn.Sequential(
-            ConvNormReLU(4 * w, 2 * w, 3, upsample=True),
-            ConvNormReLU(2 * w, w, 3, upsample=True),
+            ConvNormReLU(4 * w, 2 * w, 3, upsample=True, n_styles=s),
+            ConvNormReLU(2 * w, w, 3, upsample=True, n_styles=s),
             ConvLayer(w, 3, 9),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @torch.jit.unused
+    def _set_style(self, style, x):  # noqa: ANN001 - untyped on purpose: TorchScript parses the signature
+        """Turn ``style`` (index, list of indices, or (n_styles,)/(B, n_styles) weights) into (B, n_styles)."""
+        n = self.config.n_styles
+        if n == 1:
+            raise ValueError("style= is only for multi-style networks (model.n_styles > 1)")
+        if isinstance(style, int) or (isinstance(style, list) and all(isinstance(i, int) for i in style)):
+            idx = torch.as_tensor(style).reshape(-1)
+            if idx.min() < 0 or idx.max() >= n:
+                raise ValueError(f"style index out of range for {n} styles: {style}")
+            weights = torch.nn.functional.one_hot(idx, n).float()
+        else:
+            weights = torch.as_tensor(style, dtype=torch.float32)
+            if weights.dim() == 1:
+                weights = weights.unsqueeze(0)
+            if weights.shape[-1] != n:
+                raise ValueError(f"style weights need {n} entries, got shape {tuple(weights.shape)}")
+        if weights.shape[0] == 1:
+            weights = weights.expand(x.shape[0], n)
+        for m in self.modules():
+            if isinstance(m, ConditionalInstanceNorm2d):
+                m.style_weights = weights
+
+    def forward(self, x: torch.Tensor, style: Optional[torch.Tensor] = None) -> torch.Tensor:  # noqa: UP045
+        """``style`` only for multi-style networks: an index, a list of per-image indices, or
+        mixing weights of shape (n_styles,) or (B, n_styles)."""
+        if style is not None:
+            self._set_style(style, x)
+        elif self.n_styles > 1:
+            raise ValueError("this is a multi-style network: pass style= (an index or mixing weights)")
         h, w = x.shape[-2:]
         # Sides must be multiples of 4 (two stride-2 convs) and >= 8 (the 9x9 conv's reflection
         # pad of 4 must be smaller than the side).
@@ -98,6 +159,6 @@ class ImageTransformNet(nn.Module):
         return y[..., :h, :w]
 
     @torch.inference_mode()
-    def stylize(self, x: torch.Tensor) -> torch.Tensor:
+    def stylize(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """Inference path: no autograd bookkeeping, output clamped to the valid [0, 1] range."""
-        return self(x).clamp_(0.0, 1.0)
+        return self(x, style).clamp_(0.0, 1.0)
