@@ -11,6 +11,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
+from fast_style.color import MODES as COLOR_MODES
+from fast_style.color import match_color, preserve_luminance
 from fast_style.config import resolve_device
 from fast_style.errors import ConfigError, FastStyleError, ImageError
 from fast_style.images import is_image_file, load_image, save_image, scale_image, to_pil, to_tensor
@@ -24,17 +26,62 @@ class Stylizer:
 
     Accepts a PIL image (returns PIL RGB) or a float tensor in [0, 1] of shape (3, H, W) or
     (B, 3, H, W) (returns the same shape, on the input's device).
+
+    Options applied after the network, so one checkpoint serves them all:
+    ``strength`` in [0, 1] blends the stylization with the photo (1 = full style);
+    ``preserve_color`` = ``luminance`` keeps the photo's chroma, ``histogram`` pulls the output's
+    colour distribution back to the photo's (see :mod:`fast_style.color`). For multi-style
+    checkpoints, ``style_weights`` selects or mixes the styles (see :meth:`from_checkpoint`).
     """
 
-    def __init__(self, model: ImageTransformNet, style: str = "style", device: str | torch.device = "auto"):
+    def __init__(
+        self,
+        model: ImageTransformNet,
+        style: str = "style",
+        device: str | torch.device = "auto",
+        strength: float = 1.0,
+        preserve_color: str | None = None,
+        style_weights: torch.Tensor | None = None,
+    ):
+        if not 0.0 <= strength <= 1.0:
+            raise ConfigError(f"strength must be in [0, 1], got {strength!r}")
+        if preserve_color not in (None, *COLOR_MODES):
+            raise ConfigError(f"preserve_color={preserve_color!r}: choose {' or '.join(COLOR_MODES)} (or null)")
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
         self.style = style
+        self.strength = strength
+        self.preserve_color = preserve_color
+        self.style_weights = style_weights
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "auto") -> Stylizer:
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "auto",
+        style: str | None = None,
+        style_mix: dict[str, float] | None = None,
+        **options: object,
+    ) -> Stylizer:
+        """Load a checkpoint. Multi-style ones need ``style=<name>`` or ``style_mix={name: weight}``."""
         state = load_checkpoint(path)
-        return cls(model_from_checkpoint(state), style=str(state.get("style", "style")), device=device)
+        model = model_from_checkpoint(state)
+        names = [str(n) for n in state.get("styles", [state.get("style", "style")])]
+        weights = None
+        label = names[0]
+        if len(names) > 1 or style or style_mix:
+            mix = style_mix or ({style: 1.0} if style else None)
+            if not mix:
+                raise ConfigError(f"{path} holds {len(names)} styles ({', '.join(names)}): pass style=<name> or style_mix")
+            unknown = [n for n in mix if n not in names]
+            if unknown:
+                raise ConfigError(f"style(s) {unknown} not in {path}; it holds: {', '.join(names)}")
+            if len(names) > 1:
+                weights = torch.tensor([float(mix.get(n, 0.0)) for n in names])
+                if not weights.sum() > 0 or (weights < 0).any():
+                    raise ConfigError("style_mix weights must be >= 0 and not all 0")
+            label = "+".join(n for n in names if mix.get(n, 0.0) > 0)
+        return cls(model, style=label, device=device, style_weights=weights, **options)  # type: ignore[arg-type]
 
     def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
         if isinstance(image, Image.Image):
@@ -46,7 +93,15 @@ class Stylizer:
         return out[0] if image.dim() == 3 else out
 
     def stylize_batch(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.model.stylize(batch.to(self.device, dtype=torch.float32))
+        x = batch.to(self.device, dtype=torch.float32)
+        y = self.model.stylize(x, self.style_weights)
+        if self.strength < 1.0:
+            y = torch.lerp(x, y, self.strength)
+        if self.preserve_color == "luminance":
+            y = preserve_luminance(y, x)
+        elif self.preserve_color == "histogram":
+            y = match_color(y, x)
+        return y
 
 
 def plan_outputs(inputs: Path, output: Path | None, style: str) -> list[tuple[Path, Path]]:
