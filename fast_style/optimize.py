@@ -1,0 +1,304 @@
+"""Gatys et al. (2016) style transfer by optimising the pixels of one image: the reference that a
+fast feed-forward network approximates in one pass. Plain functions; ``scripts/optimize.py`` is
+the hydra front end and ``fast_style.evaluate`` uses the same functions.
+
+The objective is :class:`fast_style.losses.PerceptualLoss` itself (the same content, Gram/style
+and TV code and the same preprocessing as training), so an optimised image and a stylized one
+are measured with one yardstick.
+
+Loss scale: with Grams divided by c·h·w and mean-squared errors, the gradient of the weighted
+loss with respect to a pixel is tiny (~5e-7 per pixel for unit-normalised losses). L-BFGS's
+stopping tests (``tolerance_grad``, ``tolerance_change``) are absolute, so it would stop after
+one step, and its first step length is ``lr / |g|_1``. We therefore minimise ``loss_scale · loss``
+where ``loss_scale`` (default: automatic) makes the mean absolute gradient at the initial image
+1. The minimiser is unchanged; all reported losses are unscaled.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from fast_style.errors import ConfigError
+from fast_style.images import image_grid, resize_long_side, to_tensor
+from fast_style.losses import LossConfig, LossTerms, PerceptualLoss
+from fast_style.models import LossNet, build_loss_net
+
+TERMS = LossTerms._fields
+GATYS_CONTENT_LAYER = "relu4_2"  # Caffe's in-place ReLU makes Gatys' "conv4_2" blob relu4_2
+GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+OPTIMIZERS = ("lbfgs", "adam")
+
+
+@dataclass
+class OptimizeResult:
+    """What one optimisation produced.
+
+    ``history[i]`` holds the unscaled loss terms of iterate ``i`` (``0`` = the initial image) and
+    ``times[i]`` the wall time (s) when iterate ``i`` was reached; ``snapshots[i]`` the iterate ``i``
+    images asked for (clamped to [0, 1], on the CPU).
+    """
+
+    image: torch.Tensor
+    history: list[dict[str, float]] = field(default_factory=list)
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    times: list[float] = field(default_factory=list)
+    loss_scale: float = 1.0
+    seconds: float = 0.0
+    evaluations: int = 0
+
+
+def build_criterion(
+    loss_net: str | LossNet,
+    style_image: torch.Tensor,
+    loss: LossConfig,
+    weights: str = "imagenet",
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> PerceptualLoss:
+    """The training criterion (one PerceptualLoss code path), on ``device``."""
+    net = build_loss_net(loss_net, weights, loss.layers, seed=seed) if isinstance(loss_net, str) else loss_net
+    return PerceptualLoss(net.to(device), style_image.to(device), loss)
+
+
+def initial_image(init: str, content: torch.Tensor, seed: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
+    """``content`` (the photo), ``noise`` (uniform white noise, Gatys' start) or a path to a
+    fast-style checkpoint whose stylization of the photo is the start (polishing a fast result)."""
+    device = device or content.device
+    if init == "content":
+        return content.detach().clone().to(device)
+    if init == "noise":
+        g = torch.Generator().manual_seed(seed)
+        return torch.rand(content.shape, generator=g).to(device)
+    path = Path(init).expanduser()
+    if path.suffix == ".pt" or path.exists():
+        from fast_style.stylize import Stylizer  # late: only this init needs the transformer
+
+        stylizer = Stylizer.from_checkpoint(path, device=device if isinstance(device, torch.device) else str(device))
+        return stylizer.stylize_batch(content).detach().to(device)
+    raise ConfigError(f"init={init!r}: use content, noise or a path to a fast-style checkpoint (.pt)")
+
+
+def _terms_dict(terms: LossTerms) -> dict[str, float]:
+    return dict(zip(TERMS, torch.stack([t.detach().float() for t in terms]).tolist()))
+
+
+def optimize_image(
+    criterion: PerceptualLoss,
+    content: torch.Tensor,
+    init: torch.Tensor,
+    *,
+    optimizer: str = "lbfgs",
+    max_iter: int = 300,
+    lr: float | None = None,
+    loss_scale: float | None = None,
+    snapshot_at: Sequence[int] = (),
+    save_every: int = 0,
+    on_snapshot: Callable[[int, torch.Tensor], None] | None = None,
+    progress: bool = True,
+    desc: str = "optimize",
+) -> OptimizeResult:
+    """Minimise ``criterion(x, content).total`` over the pixels ``x``, starting from ``init``.
+
+    L-BFGS (strong-Wolfe line search, history 100) or Adam. Every ``save_every`` iterations (and
+    at ``snapshot_at``) the iterate is clamped, stored in ``snapshots`` and passed to
+    ``on_snapshot``. The loss is that of ``x.clamp(0, 1)``, the image that is saved: measured
+    unclamped, pixels drift outside [0, 1] and the saved image's loss rose again between 100 and
+    300 iterations (docs/QUALITY.md); a projection after each step instead would break L-BFGS'
+    monotone decrease. Out-of-range pixels get zero gradient and stay at the bound.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optimizer={optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    if max_iter < 0:
+        raise ConfigError(f"max_iter must be >= 0, got {max_iter}")
+    content = content if content.dim() == 4 else content.unsqueeze(0)
+    init = init if init.dim() == 4 else init.unsqueeze(0)
+    if init.shape != content.shape:
+        raise ConfigError(f"initial image {tuple(init.shape)} and content {tuple(content.shape)} differ in size")
+    target = criterion.content_target(content)
+    x = init.detach().clone().to(content.device).requires_grad_(True)
+
+    if loss_scale is None:
+        terms = criterion.terms(x.clamp(0, 1), target)
+        (grad,) = torch.autograd.grad(terms.total, x)
+        mean_abs = grad.abs().mean().item()
+        loss_scale = 1.0 / mean_abs if mean_abs > 0 and math.isfinite(mean_abs) else 1.0
+
+    marks = sorted({i for i in snapshot_at if 0 <= i <= max_iter} | {max_iter})
+    if save_every > 0:
+        marks = sorted(set(marks) | set(range(save_every, max_iter + 1, save_every)))
+    result = OptimizeResult(image=init.detach().cpu(), loss_scale=float(loss_scale))
+    best: dict[int, tuple[float, dict[str, float], float]] = {}  # iterate -> (total, terms, seconds)
+    counter = {"evals": 0, "iter": 0}
+    t0 = time.perf_counter()
+
+    def record(i: int, terms: LossTerms) -> None:
+        values = _terms_dict(terms)
+        if i not in best or values["total"] < best[i][0]:
+            best[i] = (values["total"], values, time.perf_counter() - t0)
+
+    def snapshot(i: int) -> None:
+        image = x.detach().clamp(0, 1).cpu()
+        if i in snapshot_at or (save_every > 0 and i % save_every == 0) or i == max_iter:
+            result.snapshots[i] = image
+            if on_snapshot is not None:
+                on_snapshot(i, image)
+
+    bar = tqdm(total=max_iter, desc=desc, unit="it", disable=not progress, dynamic_ncols=True)
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS(
+            [x], lr=1.0 if lr is None else lr, max_iter=1, max_eval=10**9,
+            tolerance_grad=1e-12, tolerance_change=0.0, history_size=100, line_search_fn="strong_wolfe",
+        )
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            terms = criterion.terms(x.clamp(0, 1), target)
+            # Iterate this evaluation belongs to: n_iter is bumped before each line search, so
+            # evaluations inside iteration k's search count for iterate k, whose value is the
+            # lowest of them (strong Wolfe keeps the best bracket point).
+            i = opt.state[x].get("n_iter", 0)
+            record(i, terms)
+            counter["evals"] += 1
+            if i > counter["iter"]:
+                counter["iter"] = i
+                bar.update(1)
+                if best.get(i - 1):
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in best[i - 1][1].items()})
+            scaled = terms.total * loss_scale
+            scaled.backward()
+            return scaled
+
+        done = 0
+        for mark in marks:
+            if mark > done:
+                opt.param_groups[0]["max_iter"] = mark - done
+                opt.step(closure)
+                done = opt.state[x].get("n_iter", 0)
+            snapshot(mark)
+            if done < mark:  # converged early (gradient vanished): nothing more will change
+                break
+    else:
+        opt = torch.optim.Adam([x], lr=0.02 if lr is None else lr)
+        for i in range(max_iter + 1):
+            opt.zero_grad()
+            terms = criterion.terms(x.clamp(0, 1), target)
+            record(i, terms)
+            counter["evals"] += 1
+            if i in marks:
+                snapshot(i)
+            if i == max_iter:
+                break
+            (terms.total * loss_scale).backward()
+            opt.step()
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in best[i][1].items()})
+    bar.close()
+
+    # The exact value of the last iterate (its line search may still be holding a better trial).
+    with torch.no_grad():
+        last = max(best) if best else 0
+        terms = criterion.terms(x.clamp(0, 1), target)
+        seconds = best[last][2] if last in best else time.perf_counter() - t0
+        best[last] = (0.0, _terms_dict(terms), seconds)
+    result.history = [best[i][1] for i in sorted(best)]
+    result.times = [best[i][2] for i in sorted(best)]
+    result.seconds = time.perf_counter() - t0
+    result.evaluations = counter["evals"]
+    result.image = x.detach().clamp(0, 1).cpu()
+    return result
+
+
+def optimize_multiscale(
+    criterion: PerceptualLoss,
+    content: Image.Image,
+    scales: Sequence[int],
+    init: str = "content",
+    *,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    on_snapshot: Callable[[int, int, torch.Tensor], None] | None = None,
+    **kwargs,
+) -> list[OptimizeResult]:
+    """Coarse to fine: optimise at each long side in ``scales`` (ascending), upsampling each result
+    as the start of the next. Large outputs get their coarse structure from cheap small
+    iterations and only need a few at full size. Returns one result per scale."""
+    if not scales:
+        raise ConfigError("scales must name at least one size (long side, px)")
+    results: list[OptimizeResult] = []
+    prev: torch.Tensor | None = None
+    for size in sorted(int(s) for s in scales):
+        photo = to_tensor(resize_long_side(content, size)).unsqueeze(0).to(device)
+        if prev is None:
+            start = initial_image(init, photo, seed=seed, device=device)
+        else:
+            start = F.interpolate(prev.to(device), size=photo.shape[-2:], mode="bicubic", align_corners=False)
+        hook = None if on_snapshot is None else (lambda i, img, size=size: on_snapshot(size, i, img))
+        res = optimize_image(criterion, photo, start, on_snapshot=hook, desc=f"optimize {size}px", **kwargs)
+        results.append(res)
+        prev = res.image
+    return results
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio (dB) of images in [0, 1]."""
+    mse = F.mse_loss(a.float().clamp(0, 1), b.float().clamp(0, 1)).item()
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
+CONTENT_RECON_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
+
+
+def reconstruct_content(
+    loss_net: LossNet, photo: torch.Tensor, layer: str, max_iter: int = 100, seed: int = 0, progress: bool = False
+) -> OptimizeResult:
+    """Gatys' content reconstruction: from white noise, match one layer's features of ``photo``
+    (style weight 0, no TV). Shows what each layer keeps of the image."""
+    cfg = LossConfig(content_weight=1.0, style_weight=0.0, tv_weight=0.0, content_layer=layer, style_layers=(layer,))
+    criterion = PerceptualLoss(loss_net, photo, cfg)
+    start = initial_image("noise", photo, seed=seed)
+    return optimize_image(criterion, photo, start, max_iter=max_iter, progress=progress, desc=f"content {layer}")
+
+
+def synthesize_texture(
+    loss_net: LossNet, style: torch.Tensor, layers: Sequence[str], size: tuple[int, int],
+    max_iter: int = 100, seed: int = 0, progress: bool = False,
+) -> OptimizeResult:
+    """Gatys' texture synthesis: from white noise, match the Grams of ``layers`` (content weight 0)."""
+    cfg = LossConfig(content_weight=0.0, style_weight=1.0, tv_weight=0.0, content_layer=layers[0], style_layers=layers)
+    criterion = PerceptualLoss(loss_net, style, cfg)
+    dummy = torch.zeros(1, 3, *size, device=style.device)
+    start = initial_image("noise", dummy, seed=seed)
+    return optimize_image(criterion, dummy, start, max_iter=max_iter, progress=progress, desc=f"texture {layers[-1]}")
+
+
+def reconstruction_strips(
+    loss_net: LossNet, photo: torch.Tensor, style: torch.Tensor, max_iter: int = 100, seed: int = 0,
+    content_layers: Sequence[str] = CONTENT_RECON_LAYERS, style_layers: Sequence[str] = GATYS_STYLE_LAYERS,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """Two strip images: the photo followed by its reconstructions from ``content_layers``, and the
+    style image followed by textures matching Grams of ``style_layers[:1]``, ``[:2]``, ...
+    Returns (content strip, texture strip, PSNR per content layer)."""
+    photo = photo if photo.dim() == 4 else photo.unsqueeze(0)
+    style = style if style.dim() == 4 else style.unsqueeze(0)
+    recons, scores = [], {}
+    for layer in content_layers:
+        res = reconstruct_content(loss_net, photo, layer, max_iter=max_iter, seed=seed)
+        recons.append(res.image)
+        scores[layer] = psnr(res.image, photo.cpu())
+    textures = []
+    for k in range(1, len(style_layers) + 1):
+        res = synthesize_texture(loss_net, style, style_layers[:k], tuple(photo.shape[-2:]), max_iter=max_iter, seed=seed)
+        textures.append(res.image)
+    style_small = F.interpolate(style.cpu(), size=photo.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+    content_strip = image_grid([torch.cat([photo.cpu(), *recons])])
+    texture_strip = image_grid([torch.cat([style_small, *textures])])
+    return content_strip, texture_strip, scores
