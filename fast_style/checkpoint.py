@@ -7,6 +7,7 @@ containers go in, so loading never runs pickled code.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,18 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     leaves either the previous checkpoint or the new one, and a full disk leaves the previous one."""
     path = Path(path)
     state = {"format": FORMAT, "version": VERSION, **state}
-    with atomic_write(path) as f:
-        torch.save(state, f)
+    # Serialise in memory first: torch.save straight into a file turns a failing write (disk full)
+    # into an opaque RuntimeError from its zip writer; a plain write keeps the OSError and errno.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    try:
+        with atomic_write(path) as f:
+            f.write(buffer.getbuffer())
+    except OSError as e:  # disk full, quota, read-only folder: one line, the old file is intact
+        reason = e.strerror or str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path}: cannot write the checkpoint ({reason}); any previous checkpoint there is unchanged"
+        ) from e
     return path
 
 
@@ -70,3 +81,73 @@ def model_from_checkpoint(state: dict[str, Any]) -> ImageTransformNet:
         first = str(e).strip().splitlines()[0]
         raise CheckpointError(f"checkpoint weights do not match its model config: {first}") from None
     return model.eval()
+
+
+_CLASSIC_NORM_STATS = (".running_mean", ".running_var", ".num_batches_tracked")
+
+
+def _classic_key_map(n_residual: int) -> dict[str, str]:
+    """Module prefix in pytorch/examples' TransformerNet -> prefix in our ImageTransformNet."""
+    mapping = {
+        "conv1.conv2d": "encoder.0.0.1", "in1": "encoder.0.1",
+        "conv2.conv2d": "encoder.1.0.1", "in2": "encoder.1.1",
+        "conv3.conv2d": "encoder.2.0.1", "in3": "encoder.2.1",
+        "deconv1.conv2d": "decoder.0.1.1", "in4": "decoder.0.2",
+        "deconv2.conv2d": "decoder.1.1.1", "in5": "decoder.1.2",
+        "deconv3.conv2d": "decoder.2.1",
+    }
+    for i in range(n_residual):
+        ours = f"residuals.{i}.block"
+        mapping |= {
+            f"res{i + 1}.conv1.conv2d": f"{ours}.0.0.1", f"res{i + 1}.in1": f"{ours}.0.1",
+            f"res{i + 1}.conv2.conv2d": f"{ours}.1.1", f"res{i + 1}.in2": f"{ours}.2",
+        }
+    return mapping
+
+
+def convert_classic_state_dict(classic: dict[str, Any], style: str = "style") -> dict[str, Any]:
+    """A pytorch/examples ``TransformerNet`` state_dict -> a fast-style checkpoint state (no optimizer).
+
+    Same topology (9-3-3 encoder, residual blocks, nearest-upsample + conv decoder, affine instance
+    norm, reflection padding), other module names, and another pixel range: the classic net reads
+    and writes 0-255, ours 0-1. So the first conv's weights are multiplied by 255 (it sees x/255;
+    its bias is removed by the instance norm that follows anyway, but it is kept exact) and the last
+    conv's weight and bias are divided by 255. Old files may carry instance-norm running stats
+    (saved by PyTorch < 0.4); they are unused with ``track_running_stats=False`` and dropped.
+    """
+    if not isinstance(classic, dict) or "conv1.conv2d.weight" not in classic:
+        raise CheckpointError("not a classic TransformerNet state_dict (no conv1.conv2d.weight)")
+    tensors = {
+        k: v for k, v in classic.items() if isinstance(v, torch.Tensor) and not k.endswith(_CLASSIC_NORM_STATS)
+    }
+    width = int(tensors["conv1.conv2d.weight"].shape[0])
+    n_residual = 0
+    while f"res{n_residual + 1}.conv1.conv2d.weight" in tensors:
+        n_residual += 1
+    mapping = _classic_key_map(n_residual)
+    model: dict[str, torch.Tensor] = {}
+    for key, value in tensors.items():
+        prefix, _, leaf = key.rpartition(".")
+        if prefix not in mapping:
+            raise CheckpointError(f"classic state_dict has an unexpected entry {key!r}")
+        model[f"{mapping[prefix]}.{leaf}"] = value.detach().clone().float()
+    model["encoder.0.0.1.weight"] *= 255.0
+    model["decoder.2.1.weight"] /= 255.0
+    model["decoder.2.1.bias"] /= 255.0
+    config = TransformerConfig(width=width, n_residual=n_residual)
+    state = {"model_config": config.to_dict(), "model": model, "style": style, "loss_net": "unknown", "step": 0,
+             "converted_from": "pytorch/examples TransformerNet"}
+    model_from_checkpoint(state)  # every expected weight present with the right shape, or a clear error
+    return state
+
+
+def load_classic_state_dict(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a classic ``.pth``/``.model`` file safely (``weights_only=True``)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable state_dict ({reason[:200]})") from None

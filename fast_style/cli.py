@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from fast_style.errors import FastStyleError
@@ -20,4 +21,58 @@ def user_errors(verbose: bool = False) -> Iterator[None]:
         if verbose:
             raise
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def one_line(message: str) -> str:
+    """Fold a multi-line message (hydra lists options one per line) into one readable line."""
+    lines = [line.strip() for line in message.strip().splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line.startswith("Config search path"):
+            break  # hydra's search-path dump: noise for a user who mistyped an option
+        if not line or line.startswith("Set the environment variable HYDRA_FULL_ERROR"):
+            continue
+        if out and out[-1].endswith(":"):
+            out[-1] += " " + line  # "Available options in 'style':" + first option
+        elif out and out[-1].rstrip(",").split(":")[0].startswith("Available options"):
+            out[-1] += ", " + line
+        elif out and out[-1].endswith("."):
+            out[-1] += " " + line
+        else:
+            out.append(line)
+    return "; ".join(out)
+
+
+def _verbose_requested(argv: Sequence[str]) -> bool:
+    return any(a.lower() in ("verbose=true", "+verbose=true", "verbose=1") for a in argv)
+
+
+def run_hydra_main(main: Callable[[], None], argv: Sequence[str] | None = None) -> None:
+    """Run a ``@hydra.main`` function so that hydra's own errors (``style=nonexistent``, an unknown
+    key, a bad override) are one ``error:`` line with exit code 2, like our own config errors.
+
+    Hydra prints these itself and exits 1 unless ``HYDRA_FULL_ERROR`` is set, in which case it
+    re-raises them; we set it (when the user has not) and catch hydra's and OmegaConf's exception
+    families only. Everything else (``--help``, ``--cfg``, ``-m``, exits from the task) is untouched,
+    bugs keep their traceback, and ``verbose=true`` or a user-set ``HYDRA_FULL_ERROR`` shows the
+    full traceback for config errors too.
+    """
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    argv = sys.argv[1:] if argv is None else argv
+    user_set = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    if user_set or _verbose_requested(argv):
+        main()  # hydra re-raises: the full traceback
+        return
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as e:
+        message = str(e)
+        cause = e.__cause__
+        if isinstance(cause, OmegaConfBaseException) and str(cause).strip() and str(cause) not in message:
+            message += "\n" + str(cause).strip().splitlines()[0]
+        print(f"error: {one_line(message) or type(e).__name__}", file=sys.stderr)
         sys.exit(EXIT_USAGE)

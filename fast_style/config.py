@@ -38,6 +38,8 @@ class DataConfig:
     pin_memory: bool = True  # only used on CUDA
     n_samples: int = 4  # fixed photos in the sample grid
     n_val: int = 16  # fixed photos for validation losses
+    scan: bool = True  # header-only check of every file before training (fails fast on a broken folder)
+    max_bad_fraction: float = 0.01  # stop when more than this fraction of files is unreadable
 
 
 @dataclass
@@ -70,6 +72,8 @@ class TrainerConfig:
     ckpt_every: int = 1000
     sample_every: int = 500
     val_every: int = 1000
+    max_rollbacks: int = 3  # non-finite loss: reload the last good checkpoint at most this often
+    rollback_lr_factor: float = 0.5  # ... and multiply the learning rate by this each time
 
 
 @dataclass
@@ -108,10 +112,31 @@ class TrainConfig:
             raise ConfigError(
                 f"data.image_size must be a multiple of 4 (two stride-2 convs), got {self.data.image_size}"
             )
+        numbers = {
+            "trainer.steps": (self.trainer.steps, int),
+            "trainer.lr": (self.trainer.lr, (int, float)),
+            "data.workers": (self.data.workers, int),
+            "data.max_bad_fraction": (self.data.max_bad_fraction, (int, float)),
+            "model.n_residual": (self.model.n_residual, int),
+            "trainer.rollback_lr_factor": (self.trainer.rollback_lr_factor, (int, float)),
+        }
+        if self.trainer.epochs is not None:
+            numbers["trainer.epochs"] = (self.trainer.epochs, int)
+        for key, (value, kind) in numbers.items():
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ConfigError(f"{key} must be a number, got {value!r}")
         if self.trainer.steps < 0 or (self.trainer.epochs is not None and self.trainer.epochs <= 0):
             raise ConfigError("trainer.steps must be >= 0 and trainer.epochs > 0")
         if not self.trainer.lr > 0:
             raise ConfigError(f"trainer.lr must be > 0, got {self.trainer.lr!r}")
+        if not 0.0 <= self.data.max_bad_fraction <= 1.0:
+            raise ConfigError(f"data.max_bad_fraction must be in [0, 1], got {self.data.max_bad_fraction!r}")
+        if not isinstance(self.trainer.max_rollbacks, int) or self.trainer.max_rollbacks < 0:
+            raise ConfigError(f"trainer.max_rollbacks must be an integer >= 0, got {self.trainer.max_rollbacks!r}")
+        if not 0.0 < self.trainer.rollback_lr_factor <= 1.0:
+            raise ConfigError(
+                f"trainer.rollback_lr_factor must be in (0, 1], got {self.trainer.rollback_lr_factor!r}"
+            )
         if self.data.workers < 0 or self.model.n_residual < 0:
             raise ConfigError("data.workers and model.n_residual must be >= 0")
         if self.data.root is None:

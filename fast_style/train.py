@@ -24,7 +24,7 @@ from tqdm import tqdm
 from fast_style.checkpoint import load_checkpoint, save_checkpoint
 from fast_style.config import TrainConfig, resolve_device, train_config_to_dict
 from fast_style.dashboard import build_logger
-from fast_style.data import PhotoFolder, build_loader, fixed_photos
+from fast_style.data import PhotoFolder, build_loader, check_bad_fraction, fixed_photos
 from fast_style.errors import CheckpointError, ConfigError, FastStyleError
 from fast_style.images import image_grid, load_image, resize_long_side, save_image, to_tensor
 from fast_style.losses import LossTerms, PerceptualLoss
@@ -44,6 +44,9 @@ class TrainResult:
     # (step, {"content":..., "style":..., "tv":..., "total":...}) averaged over each log interval
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     val_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    # training files skipped as unreadable (header scan + lazily while decoding), with reasons
+    bad_files: list[tuple[Path, str]] = field(default_factory=list)
+    rollbacks: int = 0  # times a non-finite loss sent the run back to its last good checkpoint
 
 
 class StopRequest:
@@ -129,12 +132,18 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
         if "optimizer" not in resume_state:
             raise CheckpointError(f"{resume_path}: holds no optimizer state; it cannot be resumed")
         log.info("resuming from %s at step %d", resume_path, resume_state["step"])
-    dataset = PhotoFolder(cfg.data.root, cfg.data.image_size)
+    # The style image first: a missing one must not wait for a scan of 80k photos.
+    style_path = resolve_style_image(cfg.style.name, cfg.style.image, cfg.style.url, cfg.style.filename)
+    style_image = load_style_tensor(style_path, cfg.style.size)
+    dataset = PhotoFolder(cfg.data.root, cfg.data.image_size, scan=cfg.data.scan)
+    bad_files: list[tuple[Path, str]] = list(dataset.scan_report.bad)
+    for path, reason in bad_files:
+        log.warning("skipping unreadable training image %s: %s", path, reason)
+    # Before any style image, model or GPU work: a mostly broken folder costs seconds, not hours.
+    check_bad_fraction(len(bad_files), dataset.n_listed, cfg.data.max_bad_fraction)
     steps = cfg.trainer.steps
     if cfg.trainer.epochs is not None:
         steps = cfg.trainer.epochs * len(dataset) // cfg.data.batch_size
-    style_path = resolve_style_image(cfg.style.name, cfg.style.image, cfg.style.url, cfg.style.filename)
-    style_image = load_style_tensor(style_path, cfg.style.size)
     preview_root = cfg.data.val_root or cfg.data.root
     sample_photos = fixed_photos(preview_root, cfg.data.n_samples, cfg.data.image_size).to(device)
     val_photos = (
@@ -147,7 +156,9 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
     criterion = PerceptualLoss(loss_net.to(device), style_image.to(device), cfg.loss)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.trainer.lr)
     step = 0
+    good_ckpt: Path | None = None  # newest checkpoint known to hold finite weights (rollback target)
     if resume_state is not None:
+        good_ckpt = resume_path
         if resume_state["model_config"] != model_config.to_dict():
             raise CheckpointError(
                 f"resume: checkpoint model {resume_state['model_config']} differs from model config "
@@ -198,7 +209,60 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
         save_image(grid, run_dir / "samples" / f"step_{at_step:06d}.png")
         logger.log_image("samples", grid, caption=f"step {at_step}")
 
-    result = TrainResult(checkpoint=ckpt_out, step=step)
+    result = TrainResult(checkpoint=ckpt_out, step=step, bad_files=bad_files)
+    reported_bad: set[Path] = {p for p, _ in bad_files}
+
+    def report_new_bad_files() -> None:
+        """List files that failed to decode (in any DataLoader worker) once, and stop when too many."""
+        for path in dataset.bad_files():
+            if path not in reported_bad:
+                reported_bad.add(path)
+                bad_files.append((path, "could not be decoded"))
+                log.warning("skipping unreadable training image %s: could not be decoded", path)
+        check_bad_fraction(len(bad_files), dataset.n_listed, cfg.data.max_bad_fraction)
+
+    def finite_weights() -> bool:
+        return bool(torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all())
+
+    def roll_back(at_step: int, why: str) -> int:
+        """Reload the last good checkpoint with a lower lr; the step to continue from."""
+        nonlocal data_iter, n_in_interval
+        if good_ckpt is None:
+            raise FastStyleError(
+                f"{why} at step {at_step}, before any checkpoint was written, so there is nothing to roll "
+                "back to; lower trainer.lr or the loss weights"
+            )
+        if result.rollbacks >= cfg.trainer.max_rollbacks:
+            raise FastStyleError(
+                f"{why} at step {at_step} after {result.rollbacks} rollback(s) (trainer.max_rollbacks="
+                f"{cfg.trainer.max_rollbacks}, lr now {optimizer.param_groups[0]['lr']:.3g}); lower "
+                f"trainer.lr or the loss weights; last good checkpoint: {good_ckpt}"
+            )
+        good = load_checkpoint(good_ckpt)
+        lrs = [group["lr"] for group in optimizer.param_groups]  # lowered again on every rollback
+        model.load_state_dict(good["model"])
+        optimizer.load_state_dict(good["optimizer"])
+        for group, lr in zip(optimizer.param_groups, lrs):
+            group["lr"] = lr * cfg.trainer.rollback_lr_factor
+        torch.set_rng_state(good["rng"]["cpu"])
+        if device.type == "cuda" and good["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(good["rng"]["cuda"], device)
+        back_to = int(good["step"])
+        result.rollbacks += 1
+        result.history[:] = [h for h in result.history if h[0] <= back_to]
+        result.val_history[:] = [h for h in result.val_history if h[0] <= back_to]
+        log.warning(
+            "%s at step %d: rolled back to %s (step %d) with lr %.3g (rollback %d of %d)",
+            why, at_step, good_ckpt, back_to, optimizer.param_groups[0]["lr"], result.rollbacks,
+            cfg.trainer.max_rollbacks,
+        )
+        data_iter = iter(build_loader(
+            dataset, cfg.data.batch_size, seed=cfg.seed, start_step=back_to, workers=cfg.data.workers,
+            pin_memory=cfg.data.pin_memory and device.type == "cuda",
+        ))
+        sums.zero_()
+        n_in_interval = 0
+        return back_to
     log.info(
         "training %s: %d images, %d steps, batch %d, %d px, loss net %s (%s), device %s, run dir %s",
         cfg.style.name, len(dataset), steps, cfg.data.batch_size, cfg.data.image_size,
@@ -227,10 +291,12 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
                 elapsed = time.perf_counter() - t_interval
                 if not all(math.isfinite(v) for v in means.values()):
                     save_samples(step)
-                    raise FastStyleError(
-                        f"loss became non-finite at step {step} ({means}); lower trainer.lr or the "
-                        f"loss weights, and resume from the last checkpoint in {ckpt_dir}"
-                    )
+                    step = roll_back(step, f"loss became non-finite ({means})")
+                    bar.n = step
+                    bar.refresh()
+                    t_interval = time.perf_counter()
+                    continue
+                report_new_bad_files()
                 ips = n_in_interval * cfg.data.batch_size / max(elapsed, 1e-9)
                 result.history.append((step, means))
                 bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()} | {"img/s": f"{ips:.1f}"})
@@ -255,9 +321,22 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
                 log.info("val step %d  %s", step, "  ".join(f"{k} {v:.5g}" for k, v in val.items()))
                 logger.log_losses(step, val, split="val")
             if step % cfg.trainer.ckpt_every == 0 and not last:
-                save_checkpoint(state(step), ckpt_dir / "last.pt")
+                # Never let a checkpoint capture diverged weights (the log interval may be longer
+                # than the checkpoint interval): one host sync per checkpoint, which is rare.
+                if not finite_weights():
+                    step = roll_back(step, "weights became non-finite")
+                    bar.n = step
+                    bar.refresh()
+                    continue
+                good_ckpt = save_checkpoint(state(step), ckpt_dir / "last.pt")
 
     result.step = step
+    report_new_bad_files()
+    if bad_files:
+        log.warning(
+            "%d of %d training image(s) were skipped as unreadable: %s", len(bad_files), dataset.n_listed,
+            ", ".join(str(p) for p, _ in bad_files),
+        )
     if stop.requested and step < steps:
         result.interrupted = True
         result.checkpoint = save_checkpoint(state(step), ckpt_dir / "last.pt")

@@ -6,7 +6,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import user_errors
+from fast_style.cli import run_hydra_main, user_errors
 from fast_style.errors import ConfigError
 from fast_style.stylize import Stylizer, stylize_paths
 
@@ -29,4 +29,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_main(main)
