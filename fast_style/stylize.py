@@ -126,9 +126,15 @@ def plan_outputs(inputs: Path, output: Path | None, style: str) -> list[tuple[Pa
             out = output
         pairs = [(inputs, out)]
     sources = {p.resolve() for p, _ in pairs}
+    seen: dict[Path, Path] = {}
     for src, dst in pairs:
         if dst.resolve() in sources:
             raise ConfigError(f"output {dst} would overwrite the input image {src}; choose another output")
+        if dst.resolve() in seen:
+            # a.jpg and a.png would both become a_<style>.png: keep the extension in the name
+            first = seen[dst.resolve()]
+            raise ConfigError(f"{first} and {src} would both be written to {dst}; rename one of them")
+        seen[dst.resolve()] = src
     return pairs
 
 

@@ -199,3 +199,14 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, tiny_
     assert state["step"] >= 2
     assert f"stopped at step {state['step']}" in out
     assert not (tmp_path / "final.pt").exists()
+
+
+def test_stylize_refuses_two_inputs_with_one_output_name(trained, tmp_path):
+    _, ckpt, _ = trained
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (12, 12), (1, 2, 3)).save(src / "a.jpg")
+    Image.new("RGB", (12, 12), (3, 2, 1)).save(src / "a.png")
+    result = run("stylize.py", f"ckpt={ckpt}", f"input={src}", f"output={tmp_path / 'out'}")
+    assert result.returncode == 2 and "would both be written to" in result.stderr
+    assert not (tmp_path / "out").exists()
