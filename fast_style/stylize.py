@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -116,7 +117,14 @@ def plan_outputs(inputs: Path, output: Path | None, style: str) -> list[tuple[Pa
         out_dir = output or Path("stylized")
         if is_image_file(out_dir) and not out_dir.is_dir():
             raise ConfigError(f"output={out_dir}: input is a folder, so output must be a folder too")
-        pairs = [(f, out_dir / f.relative_to(inputs).parent / f"{f.stem}_{style}.png") for f in files]
+        # a.jpg and a.png in one folder keep their extension in the name, so neither is lost
+        stems = Counter((f.parent, f.stem) for f in files)
+
+        def name(f: Path) -> str:
+            stem = f.stem if stems[(f.parent, f.stem)] == 1 else f"{f.stem}_{f.suffix.lstrip('.')}"
+            return f"{stem}_{style}.png"
+
+        pairs = [(f, out_dir / f.relative_to(inputs).parent / name(f)) for f in files]
     else:
         if output is None:
             out = Path("stylized") / f"{inputs.stem}_{style}.png"
@@ -131,7 +139,6 @@ def plan_outputs(inputs: Path, output: Path | None, style: str) -> list[tuple[Pa
         if dst.resolve() in sources:
             raise ConfigError(f"output {dst} would overwrite the input image {src}; choose another output")
         if dst.resolve() in seen:
-            # a.jpg and a.png would both become a_<style>.png: keep the extension in the name
             first = seen[dst.resolve()]
             raise ConfigError(f"{first} and {src} would both be written to {dst}; rename one of them")
         seen[dst.resolve()] = src

@@ -96,7 +96,7 @@ def test_converted_classic_net_paints_the_same_picture(width, n_residual):
     assert "res1.in1.weight" in sd and "deconv3.conv2d.bias" in sd  # the classic names
     sd["in1.running_mean"] = torch.zeros(width)  # PyTorch < 0.4 files carry these; ignored
     state = convert_classic_state_dict(sd, style="udnie")
-    assert state["model_config"] == {"width": width, "n_residual": n_residual} and state["style"] == "udnie"
+    assert state["model_config"] == {"width": width, "n_residual": n_residual, "n_styles": 1} and state["style"] == "udnie"
     ours = model_from_checkpoint(state)
     x = torch.rand(2, 3, 36, 44)
     with torch.no_grad():
@@ -114,7 +114,7 @@ def test_convert_script_writes_a_checkpoint_stylize_can_use(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"wrote {out}" in result.stdout
     state = load_checkpoint(out)
-    assert state["style"] == "udnie" and state["model_config"] == {"width": 8, "n_residual": 2}
+    assert state["style"] == "udnie" and state["model_config"] == {"width": 8, "n_residual": 2, "n_styles": 1}
     # our own checkpoint is not a classic one, and a missing input is one line
     bad = run_script("convert.py", f"input={out}", f"output={tmp_path / 'x.pt'}")
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
