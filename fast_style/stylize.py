@@ -93,9 +93,11 @@ class Stylizer:
         out = self.stylize_batch(batch).to(image.device)
         return out[0] if image.dim() == 3 else out
 
-    def stylize_batch(self, batch: torch.Tensor) -> torch.Tensor:
+    def stylize_batch(self, batch: torch.Tensor, model: ImageTransformNet | None = None) -> torch.Tensor:
+        """Network + options on a (B, 3, H, W) batch; ``model`` swaps in a variant of the network
+        (the video path's temporally smoothed copy) while keeping every option."""
         x = batch.to(self.device, dtype=torch.float32)
-        y = self.model.stylize(x, self.style_weights)
+        y = (model or self.model).stylize(x, self.style_weights)
         if self.strength < 1.0:
             y = torch.lerp(x, y, self.strength)
         if self.preserve_color == "luminance":

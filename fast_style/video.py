@@ -130,8 +130,8 @@ def stylize_video(
         nonlocal n_frames
         x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float().div_(255)
         with torch.inference_mode():
-            y = model(x.to(stylizer.device)).clamp_(0, 1)
-            arr = y.mul_(255).round_().byte().permute(0, 2, 3, 1).cpu().numpy()
+            y = stylizer.stylize_batch(x, model=model)  # strength, colour and style options apply
+            arr = y.mul(255).round_().byte().permute(0, 2, 3, 1).cpu().numpy()
         for frame_rgb in arr:
             frame = av.VideoFrame.from_ndarray(frame_rgb[: vout.height, : vout.width], format="rgb24")
             frame.pts = n_frames

@@ -1,14 +1,16 @@
-"""Stylize photos: ``python scripts/stylize.py ckpt=checkpoints/starry_night.pt input=photo.jpg``."""
+"""Stylize photos, folders or videos: ``python scripts/stylize.py ckpt=checkpoints/starry_night.pt input=photo.jpg``."""
 
 import logging
 import sys
+from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fast_style.cli import run_hydra_main, user_errors
 from fast_style.errors import ConfigError
 from fast_style.stylize import Stylizer, stylize_paths
+from fast_style.video import is_video_file, stylize_video
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="stylize")
@@ -19,7 +21,20 @@ def main(cfg: DictConfig) -> None:
             raise ConfigError("ckpt= is required, e.g. ckpt=checkpoints/starry_night.pt")
         if not cfg.input:
             raise ConfigError("input= is required: an image file or a folder of images")
-        stylizer = Stylizer.from_checkpoint(cfg.ckpt, device=cfg.device)
+        style_mix = OmegaConf.to_container(cfg.style_mix) if cfg.style_mix else None
+        stylizer = Stylizer.from_checkpoint(
+            cfg.ckpt, device=cfg.device, style=cfg.style, style_mix=style_mix,
+            strength=cfg.strength, preserve_color=cfg.preserve_color,
+        )
+        source = Path(cfg.input)
+        if source.is_file() and is_video_file(source):
+            out = Path(cfg.output) if cfg.output else Path("stylized") / f"{source.stem}_{stylizer.style}.mp4"
+            report = stylize_video(
+                stylizer, source, out, batch_size=cfg.batch_size, temporal_smoothing=cfg.temporal_smoothing
+            )
+            print(f"{report.output} ({report.frames} frames at {float(report.fps):.3g} fps"
+                  f"{', audio kept' if report.has_audio else ''})")
+            return
         written, errors = stylize_paths(stylizer, cfg.input, cfg.output, scale=cfg.scale, batch_size=cfg.batch_size)
     for path in written:
         print(path)

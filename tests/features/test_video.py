@@ -108,3 +108,28 @@ def test_smoothing_with_alpha_zero_is_plain_instance_norm(stylizer):
     smoothed = with_temporal_smoothing(stylizer.model, 0.0)
     with torch.no_grad():
         assert torch.allclose(smoothed(x), stylizer.model(x), atol=1e-5)
+
+
+def test_stylize_script_takes_a_video(stylizer, photos_val, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from fast_style.checkpoint import save_checkpoint
+
+    repo = Path(__file__).resolve().parents[2]
+    ckpt = save_checkpoint(
+        {"model_config": stylizer.model.config.to_dict(), "model": stylizer.model.state_dict(), "style": "test"},
+        tmp_path / "m.pt",
+    )
+    src = tmp_path / "clip.mp4"
+    make_panned_clip(sorted(photos_val.iterdir())[2], src, frames=8)
+    result = subprocess.run(
+        [sys.executable, str(repo / "scripts" / "stylize.py"), f"ckpt={ckpt}", f"input={src}",
+         "temporal_smoothing=0.5", "preserve_color=luminance"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "8 frames at 12 fps, audio kept" in result.stdout
+    frames, fps, has_audio = read_frames(tmp_path / "stylized" / "clip_test.mp4")
+    assert len(frames) == 8 and fps == 12 and has_audio
