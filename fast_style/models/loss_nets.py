@@ -172,13 +172,12 @@ class LossNet(nn.Module):
             raise WeightsError(f"weights from {origin} do not fit {self.name}: {' '.join(first)}") from None
 
 
-class PackedVGG16(LossNet):
-    """VGG16 up to relu4_3; ``forward`` returns all four Johnson layers from one pass."""
+class TorchvisionVGG(LossNet):
+    """torchvision's VGG layout: ImageNet mean/std preprocessing, weights through the torch hub cache."""
 
-    name = "vgg16"
-    arch = "vgg16"
+    imagenet_url: str = ""
 
-    def __init__(self, last: str = "relu4_3"):
+    def __init__(self, last: str):
         super().__init__(last)
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
@@ -186,25 +185,36 @@ class PackedVGG16(LossNet):
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
 
-    def forward(self, x: torch.Tensor) -> VGGOutputs:
-        return VGGOutputs(**self.extract(x, VGGOutputs._fields))
-
-    @staticmethod
-    def imagenet_cache_file() -> Path:
-        return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_IMAGENET_URL.rsplit("/", 1)[1]
+    @classmethod
+    def imagenet_cache_file(cls) -> Path:
+        return Path(torch.hub.get_dir()) / "checkpoints" / cls.imagenet_url.rsplit("/", 1)[1]
 
     def _imagenet_state_dict(self) -> dict[str, torch.Tensor]:
         cached = self.imagenet_cache_file()
         try:
             # The real path for users: torch hub downloads once, then reads the cache.
-            state = torch.hub.load_state_dict_from_url(VGG16_IMAGENET_URL, progress=True, check_hash=True)
+            state = torch.hub.load_state_dict_from_url(self.imagenet_url, progress=True, check_hash=True)
         except Exception as e:  # noqa: BLE001 - URLError, HTTP errors, hash mismatch, ...
             raise WeightsError(
-                f"ImageNet VGG16 weights are not cached at {cached} and could not be downloaded "
-                f"({type(e).__name__}: {e}); put vgg16-397923af.pth there (or set TORCH_HOME), "
-                f"pass loss_net.weights=/path/to/vgg16.pth, or use loss_net=vgg19_caffe"
+                f"ImageNet {self.arch.upper()} weights are not cached at {cached} and could not be "
+                f"downloaded ({type(e).__name__}: {e}); put {cached.name} there (or set TORCH_HOME), "
+                f"pass loss_net.weights=/path/to/{self.arch}.pth, or use loss_net=vgg19_caffe (works offline)"
             ) from None
         return self._convert_state(state)
+
+
+class PackedVGG16(TorchvisionVGG):
+    """VGG16 up to relu4_3; ``forward`` returns all four Johnson layers from one pass."""
+
+    name = "vgg16"
+    arch = "vgg16"
+    imagenet_url = VGG16_IMAGENET_URL
+
+    def __init__(self, last: str = "relu4_3"):
+        super().__init__(last)
+
+    def forward(self, x: torch.Tensor) -> VGGOutputs:
+        return VGGOutputs(**self.extract(x, VGGOutputs._fields))
 
 
 class CaffeVGG19(LossNet):
@@ -264,7 +274,7 @@ class CaffeVGG19(LossNet):
         return out
 
 
-class TorchVGG19(LossNet):
+class TorchVGG19(TorchvisionVGG):
     """torchvision's VGG19 (IMAGENET1K_V1) up to ``last``, ImageNet mean/std preprocessing.
 
     Gatys et al. used VGG19; this is the torchvision port of it (the Caffe original is
@@ -273,33 +283,13 @@ class TorchVGG19(LossNet):
 
     name = "vgg19"
     arch = "vgg19"
+    imagenet_url = VGG19_IMAGENET_URL
 
     def __init__(self, last: str = "relu5_1"):
         super().__init__(last)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
-
-    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.extract(x, [n for n in self.layer_names if n.startswith("relu")])
-
-    @staticmethod
-    def imagenet_cache_file() -> Path:
-        return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_IMAGENET_URL.rsplit("/", 1)[1]
-
-    def _imagenet_state_dict(self) -> dict[str, torch.Tensor]:
-        cached = self.imagenet_cache_file()
-        try:
-            state = torch.hub.load_state_dict_from_url(VGG19_IMAGENET_URL, progress=True, check_hash=True)
-        except Exception as e:  # noqa: BLE001 - URLError, HTTP errors, hash mismatch, ...
-            raise WeightsError(
-                f"ImageNet VGG19 weights are not cached at {cached} and could not be downloaded "
-                f"({type(e).__name__}: {e}); put vgg19-dcbb9e9d.pth there (or set TORCH_HOME), "
-                f"pass loss_net.weights=/path/to/vgg19.pth, or use loss_net=vgg19_caffe (offline)"
-            ) from None
-        return self._convert_state(state)
 
 
 LOSS_NETS: dict[str, type[LossNet]] = {"vgg16": PackedVGG16, "vgg19_caffe": CaffeVGG19, "vgg19": TorchVGG19}

@@ -97,7 +97,7 @@ def test_torchvision_vgg19_loss_net_random_and_offline_error(tmp_path, monkeypat
     net = build_loss_net("vgg19", "random", GATYS_STYLE_LAYERS)
     feats = net.extract(torch.rand(1, 3, 32, 32), ["relu4_1", "relu5_1"])
     assert feats["relu5_1"].shape == (1, 512, 2, 2)
-    monkeypatch.setattr(loss_nets, "VGG19_IMAGENET_URL", "http://127.0.0.1:9/vgg19-dcbb9e9d.pth")
+    monkeypatch.setattr(loss_nets.TorchVGG19, "imagenet_url", "http://127.0.0.1:9/vgg19-dcbb9e9d.pth")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(WeightsError, match="vgg19-dcbb9e9d.pth"):
         build_loss_net("vgg19", "imagenet", ("relu1_1",))

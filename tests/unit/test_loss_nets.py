@@ -55,7 +55,7 @@ def test_imagenet_weights_load_through_the_torch_hub_cache(tmp_path, monkeypatch
 def test_imagenet_weights_offline_and_not_cached_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     # same file name, but a closed loopback port: the download fails at once, offline-safe
-    monkeypatch.setattr(loss_nets, "VGG16_IMAGENET_URL", "http://127.0.0.1:9/vgg16-397923af.pth")
+    monkeypatch.setattr(loss_nets.PackedVGG16, "imagenet_url", "http://127.0.0.1:9/vgg16-397923af.pth")
     with pytest.raises(WeightsError) as e:
         build_loss_net("vgg16", "imagenet")
     message = str(e.value)
