@@ -302,10 +302,15 @@ class VisdomLogger(Logger):
                     # Debiased EMA (as in Adam / TensorBoard): starting from 0 and dividing by
                     # 1 - s^n lets the trend follow the fast early drop instead of hanging on to
                     # the first, huge value for ~1/(1-s) points.
-                    s = self.smoothing
-                    self._ema_n += 1
-                    self._ema = s * (self._ema or 0.0) + (1 - s) * value
-                    window.add("total" + SMOOTHED_SUFFIX, step, self._ema / (1 - s**self._ema_n))
+                    # On a log axis the average is taken of log(value) (a geometric EMA): a linear
+                    # one stays pinned near the first, orders-of-magnitude larger losses.
+                    if not (self.log_y and value <= 0):  # a log axis cannot show <= 0 anyway
+                        s = self.smoothing
+                        self._ema_n += 1
+                        x = math.log(value) if self.log_y else value
+                        self._ema = s * (self._ema or 0.0) + (1 - s) * x
+                        smoothed = self._ema / (1 - s**self._ema_n)
+                        window.add("total" + SMOOTHED_SUFFIX, step, math.exp(smoothed) if self.log_y else smoothed)
         elif kind == "scalar":
             _, name, step, value = event
             title = _TITLES.get(name, name)

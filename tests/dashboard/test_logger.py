@@ -57,10 +57,10 @@ def test_losses_scalars_and_images_arrive_exactly(visdom_server) -> None:
         assert lines[name]["y"] == pytest.approx(expected)
     assert lines["val total"]["x"] == [0, 10, 20, 30]
     assert lines["val total"]["y"] == [1.5] * 4
-    ema, smoothed = 0.0, []  # debiased EMA with smoothing 0.5
+    ema, smoothed = 0.0, []  # debiased EMA of log(total) with smoothing 0.5 (log-scale axis)
     for n, s in enumerate(range(steps + 1), start=1):
-        ema = 0.5 * ema + 0.5 * loss_values(s)["total"]
-        smoothed.append(ema / (1 - 0.5**n))
+        ema = 0.5 * ema + 0.5 * math.log(loss_values(s)["total"])
+        smoothed.append(math.exp(ema / (1 - 0.5**n)))
     assert smoothed[0] == pytest.approx(loss_values(0)["total"])
     assert lines["total (smoothed)"]["y"] == pytest.approx(smoothed)
     assert env["losses"]["content"]["layout"]["yaxis"]["type"] == "log"
