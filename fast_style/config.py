@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -79,6 +81,10 @@ class TrainerConfig:
 @dataclass
 class TrainConfig:
     style: StyleConfig = field(default_factory=StyleConfig)
+    # Multi-style training (conditional instance norm): one network for all these styles; empty =
+    # the single ``style`` above. With ``finetune``: the new styles added to that checkpoint.
+    styles: list[StyleConfig] = field(default_factory=list)
+    finetune: str | None = None  # multi-style checkpoint to extend with ``styles`` (norm parameters only)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss_net: LossNetConfig = field(default_factory=LossNetConfig)
@@ -137,6 +143,24 @@ class TrainConfig:
             raise ConfigError(
                 f"trainer.rollback_lr_factor must be in (0, 1], got {self.trainer.rollback_lr_factor!r}"
             )
+        if self.finetune and not self.styles:
+            raise ConfigError("finetune= needs the new style(s) to add: styles=[name, ...]")
+        if self.styles and len(self.styles) < 2 and not self.finetune:
+            raise ConfigError(f"styles= needs at least 2 styles for a multi-style network, got {len(self.styles)}; "
+                              "for one style use style=<name>")
+        if self.model.name == "multistyle" and not self.styles:
+            raise ConfigError("model=multistyle needs the styles to train: styles=[starry_night,the_scream]")
+        names = [s.name for s in self.styles]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"styles= lists a style twice: {names}")
+        for s in self.styles:
+            if not isinstance(s.size, int) or isinstance(s.size, bool) or s.size <= 0:
+                raise ConfigError(f"style {s.name}: size must be a positive integer, got {s.size!r}")
+            if self.loss_net.name not in s.style_weight:
+                raise ConfigError(
+                    f"style {s.name} has no style_weight for loss net {self.loss_net.name} "
+                    f"(it has: {', '.join(s.style_weight)})"
+                )
         if self.data.workers < 0 or self.model.n_residual < 0:
             raise ConfigError("data.workers and model.n_residual must be >= 0")
         if self.data.root is None:
@@ -174,7 +198,13 @@ def _build(cls: type, values: Any, prefix: str) -> Any:
     kwargs = {}
     for name, value in values.items():
         sub = _NESTED.get((cls, name))
-        kwargs[name] = _build(sub, value, f"{prefix}{name}.") if sub else value
+        if (cls, name) in _NESTED_LISTS:
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{prefix}{name} must be a list, got {value!r}")
+            item = _NESTED_LISTS[(cls, name)]
+            kwargs[name] = [_build(item, v, f"{prefix}{name}[{i}].") for i, v in enumerate(value)]
+        else:
+            kwargs[name] = _build(sub, value, f"{prefix}{name}.") if sub else value
     try:
         return cls(**kwargs)
     except TypeError as e:
@@ -190,6 +220,40 @@ _NESTED = {
     (TrainConfig, "trainer"): TrainerConfig,
     (TrainConfig, "logger"): LoggerConfig,
 }
+
+
+_NESTED_LISTS = {(TrainConfig, "styles"): StyleConfig}
+
+
+def style_label(cfg: TrainConfig) -> str:
+    """Name of a run's network: the style, or the styles joined by ``+`` (multi-style)."""
+    return "+".join(s.name for s in cfg.styles) if cfg.styles else cfg.style.name
+
+
+def named_style_configs(
+    names: list[str], style_config_dir: str | os.PathLike, styles_dir: str | os.PathLike | None = None
+) -> list[StyleConfig]:
+    """StyleConfigs for named styles, from ``<style_config_dir>/<name>.yaml`` (configs/style/).
+
+    Each keeps its own url/cache filename, size, per-loss-network style weight and tv weight, as
+    with ``style=<name>``. ``styles_dir``: a folder holding ``<name>.jpg`` used as ``image`` instead
+    of the cache/download (offline use, tests).
+    """
+    folder = Path(style_config_dir)
+    configs = []
+    for name in names:
+        path = folder / f"{name}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in folder.glob("*.yaml"))
+            raise ConfigError(f"styles: unknown style {name!r}; known: {', '.join(known)} (add {path})")
+        from omegaconf import OmegaConf  # hydra's YAML dialect (PyYAML reads 1.0e10 as a string)
+
+        values = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
+        style = _build(StyleConfig, values, "style.")
+        if styles_dir is not None:
+            style.image = str(Path(styles_dir).expanduser() / f"{name}.jpg")
+        configs.append(style)
+    return configs
 
 
 def train_config_from_dict(values: dict[str, Any]) -> TrainConfig:

@@ -87,6 +87,29 @@ def initial_image(init: str, content: torch.Tensor, seed: int = 0, device: torch
     raise ConfigError(f"init={init!r}: use content, noise or a path to a fast-style checkpoint (.pt)")
 
 
+class _Clamp01(torch.autograd.Function):
+    """``x.clamp(0, 1)`` whose gradient also reaches an out-of-range pixel when descent would move
+    it back inside. The true gradient there is 0, so a pixel that one L-BFGS step pushed past a
+    bound stayed saturated for good: 29 % of a conv1_2 content reconstruction ended at exactly 0 or
+    1 (13.6 dB; 19.1 dB and 0.4 % with this gradient, and a 17× lower loss). Values are unchanged."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return x.clamp(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        keep = ((x >= 0) & (x <= 1)) | ((x > 1) & (grad > 0)) | ((x < 0) & (grad < 0))
+        return grad * keep
+
+
+def clamp01(x: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1]; see :class:`_Clamp01` for the gradient."""
+    return _Clamp01.apply(x)
+
+
 def _terms_dict(terms: LossTerms) -> dict[str, float]:
     return dict(zip(TERMS, torch.stack([t.detach().float() for t in terms]).tolist()))
 
@@ -113,7 +136,8 @@ def optimize_image(
     ``on_snapshot``. The loss is that of ``x.clamp(0, 1)``, the image that is saved: measured
     unclamped, pixels drift outside [0, 1] and the saved image's loss rose again between 100 and
     300 iterations (docs/QUALITY.md); a projection after each step instead would break L-BFGS'
-    monotone decrease. Out-of-range pixels get zero gradient and stay at the bound.
+    monotone decrease. Out-of-range pixels still get the gradient that pulls them back inside
+    (:func:`clamp01`); with the plain clamp's zero gradient they stayed saturated.
     """
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"optimizer={optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
@@ -124,10 +148,12 @@ def optimize_image(
     if init.shape != content.shape:
         raise ConfigError(f"initial image {tuple(init.shape)} and content {tuple(content.shape)} differ in size")
     target = criterion.content_target(content)
-    x = init.detach().clone().to(content.device).requires_grad_(True)
+    # Start inside [0, 1] (a bicubic upsample between scales overshoots): the loss only sees the
+    # clamped image, so an out-of-range start would only be pulled back over several steps.
+    x = init.detach().clamp(0, 1).to(content.device).requires_grad_(True)
 
     if loss_scale is None:
-        terms = criterion.terms(x.clamp(0, 1), target)
+        terms = criterion.terms(clamp01(x), target)
         (grad,) = torch.autograd.grad(terms.total, x)
         mean_abs = grad.abs().mean().item()
         loss_scale = 1.0 / mean_abs if mean_abs > 0 and math.isfinite(mean_abs) else 1.0
@@ -161,7 +187,7 @@ def optimize_image(
 
         def closure() -> torch.Tensor:
             opt.zero_grad()
-            terms = criterion.terms(x.clamp(0, 1), target)
+            terms = criterion.terms(clamp01(x), target)
             # Iterate this evaluation belongs to: n_iter is bumped before each line search, so
             # evaluations inside iteration k's search count for iterate k, whose value is the
             # lowest of them (strong Wolfe keeps the best bracket point).
@@ -190,7 +216,7 @@ def optimize_image(
         opt = torch.optim.Adam([x], lr=0.02 if lr is None else lr)
         for i in range(max_iter + 1):
             opt.zero_grad()
-            terms = criterion.terms(x.clamp(0, 1), target)
+            terms = criterion.terms(clamp01(x), target)
             record(i, terms)
             counter["evals"] += 1
             if i in marks:

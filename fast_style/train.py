@@ -3,6 +3,12 @@
 Data flow per step: photos -> ImageTransformNet -> stylized batch -> PerceptualLoss (frozen VGG
 features of output and input, style Grams computed once) -> Adam step. Host syncs (``.item()``)
 happen only at log intervals, so the GPU is never stalled waiting for the CPU.
+
+Multi-style (``cfg.styles``, conditional instance norm): step ``s`` trains style ``s % N`` with
+that style's own PerceptualLoss (its Grams computed once; one shared loss network), so the style
+order is a pure function of the step and resume stays exact. Samples show one row per style;
+validation losses are the mean over the trained styles. ``cfg.finetune`` adds ``cfg.styles`` to a
+trained multi-style checkpoint by training only the new styles' instance-norm rows.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +28,15 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from fast_style.checkpoint import load_checkpoint, save_checkpoint
-from fast_style.config import TrainConfig, resolve_device, train_config_to_dict
+from fast_style.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from fast_style.config import StyleConfig, TrainConfig, resolve_device, style_label, train_config_to_dict
 from fast_style.dashboard import build_logger
 from fast_style.data import PhotoFolder, build_loader, check_bad_fraction, fixed_photos
 from fast_style.errors import CheckpointError, ConfigError, FastStyleError
 from fast_style.images import image_grid, load_image, resize_long_side, save_image, to_tensor
 from fast_style.losses import LossTerms, PerceptualLoss
 from fast_style.models import ImageTransformNet, TransformerConfig, build_loss_net
+from fast_style.models.transformer import ConditionalInstanceNorm2d, extend_styles
 from fast_style.styles import resolve_style_image
 
 log = logging.getLogger(__name__)
@@ -82,6 +90,58 @@ def load_style_tensor(path: Path, size: int) -> torch.Tensor:
     return to_tensor(resize_long_side(load_image(path), size)).unsqueeze(0)
 
 
+@dataclass
+class StyleTarget:
+    """One style a run trains: its config, its row in the conditional instance norms (None for a
+    single-style network), its image (long side = ``size``) and, once built, its loss."""
+
+    config: StyleConfig
+    index: int | None
+    image: torch.Tensor
+    criterion: PerceptualLoss | None = None
+
+
+def load_style_targets(cfg: TrainConfig, first_index: int = 0) -> list[StyleTarget]:
+    """Resolve and load every style image of the run (before the data scan: a missing one fails fast)."""
+    styles = cfg.styles or [cfg.style]
+    targets = []
+    for i, style in enumerate(styles):
+        path = resolve_style_image(style.name, style.image, style.url, style.filename)
+        index = first_index + i if cfg.styles else None
+        targets.append(StyleTarget(style, index, load_style_tensor(path, style.size)))
+    return targets
+
+
+def build_criteria(targets: list[StyleTarget], cfg: TrainConfig, device: torch.device) -> None:
+    """One PerceptualLoss per style, all sharing one loss network. A single style uses ``cfg.loss``
+    as is; in a multi-style run each style takes its own style and tv weight (its configs/style file)."""
+    loss_net = build_loss_net(cfg.loss_net.name, cfg.loss_net.weights, cfg.loss.layers, seed=cfg.seed).to(device)
+    for t in targets:
+        loss_cfg = cfg.loss
+        if t.index is not None:
+            loss_cfg = replace(
+                cfg.loss, style_weight=t.config.style_weight[cfg.loss_net.name], tv_weight=t.config.tv_weight
+            )
+        t.criterion = PerceptualLoss(loss_net, t.image.to(device), loss_cfg)
+
+
+def prepare_finetune(model: ImageTransformNet, n_old: int) -> list[torch.nn.Parameter]:
+    """Freeze everything but the conditional instance norms, and their first ``n_old`` rows too
+    (a gradient hook zeroes them, so Adam never moves them); returns the parameters to optimise."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    trainable = []
+    mask_rows = torch.arange(model.config.n_styles) >= n_old
+    for m in model.modules():
+        if isinstance(m, ConditionalInstanceNorm2d):
+            for p in (m.weight, m.bias):
+                p.requires_grad_(True)
+                mask = mask_rows.to(p.device, p.dtype)[:, None]
+                p.register_hook(lambda grad, mask=mask: grad * mask)
+                trainable.append(p)
+    return trainable
+
+
 def find_latest_checkpoint(runs_root: Path, style: str) -> Path | None:
     """Newest loadable ``last.pt`` among earlier runs of this style (for ``resume=auto``)."""
     candidates = sorted(
@@ -102,39 +162,60 @@ def _mean_terms(sums: torch.Tensor, n: int) -> dict[str, float]:
 
 
 @torch.no_grad()
-def validation_losses(model: torch.nn.Module, criterion: PerceptualLoss, photos: torch.Tensor, batch_size: int) -> dict[str, float]:
-    """Mean loss terms on fixed held-out photos, without gradients (over/under-fitting check)."""
+def validation_losses(
+    model: torch.nn.Module, criterion: PerceptualLoss, photos: torch.Tensor, batch_size: int, style: int | None = None
+) -> dict[str, float]:
+    """Mean loss terms on fixed held-out photos, without gradients (over/under-fitting check).
+    ``style``: the style index of a multi-style network."""
     sums = torch.zeros(len(TERMS), device=photos.device)
     for chunk in photos.split(batch_size):
-        terms = criterion(model(chunk), chunk)
+        terms = criterion(model(chunk, style), chunk)
         sums += torch.stack([t.detach() for t in terms]) * len(chunk)
     return _mean_terms(sums, len(photos))
 
 
+def load_finetune_base(cfg: TrainConfig) -> dict[str, Any]:
+    """The multi-style checkpoint that ``cfg.finetune`` extends, checked before any other work."""
+    base = load_checkpoint(cfg.finetune)
+    old = [str(n) for n in base.get("styles", [])]
+    if len(old) < 2 or int(base["model_config"].get("n_styles", 1)) != len(old):
+        raise ConfigError(f"finetune={cfg.finetune}: not a multi-style checkpoint (train one with model=multistyle)")
+    twice = [s.name for s in cfg.styles if s.name in old]
+    if twice:
+        raise ConfigError(f"finetune: {cfg.finetune} already holds style(s) {twice}; it holds: {', '.join(old)}")
+    return base
+
+
 def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], None] | None = None) -> TrainResult:
-    """Train one style network; returns where the final checkpoint went and the loss history."""
+    """Train one style network (or one multi-style network); returns where the final checkpoint
+    went and the loss history."""
     cfg.validate()
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     run_dir = Path(cfg.run_dir)
     ckpt_dir = run_dir / "checkpoints"
-    ckpt_out = Path(cfg.ckpt_out or f"checkpoints/{cfg.style.name}.pt")
+    label = style_label(cfg)
+    ckpt_out = Path(cfg.ckpt_out or f"checkpoints/{label}.pt")
 
     # Everything that can fail on a user mistake happens before the first step.
     resume_state = None
     if cfg.resume:
         resume_path = (
-            find_latest_checkpoint(run_dir.parent, cfg.style.name) if cfg.resume == "auto" else Path(cfg.resume)
+            find_latest_checkpoint(run_dir.parent, label) if cfg.resume == "auto" else Path(cfg.resume)
         )
         if resume_path is None:
-            raise ConfigError(f"resume=auto: no checkpoint of style {cfg.style.name!r} under {run_dir.parent}")
+            raise ConfigError(f"resume=auto: no checkpoint of style {label!r} under {run_dir.parent}")
         resume_state = load_checkpoint(resume_path)
         if "optimizer" not in resume_state:
             raise CheckpointError(f"{resume_path}: holds no optimizer state; it cannot be resumed")
         log.info("resuming from %s at step %d", resume_path, resume_state["step"])
-    # The style image first: a missing one must not wait for a scan of 80k photos.
-    style_path = resolve_style_image(cfg.style.name, cfg.style.image, cfg.style.url, cfg.style.filename)
-    style_image = load_style_tensor(style_path, cfg.style.size)
+    base = load_finetune_base(cfg) if cfg.finetune else None
+    old_names = [str(n) for n in base["styles"]] if base else []
+    # The style images first: a missing one must not wait for a scan of 80k photos.
+    targets = load_style_targets(cfg, first_index=len(old_names))
+    names = old_names + [t.config.name for t in targets]
+    if len(names) > 1:
+        label = "+".join(names)
     dataset = PhotoFolder(cfg.data.root, cfg.data.image_size, scan=cfg.data.scan)
     bad_files: list[tuple[Path, str]] = list(dataset.scan_report.bad)
     for path, reason in bad_files:
@@ -150,11 +231,16 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
         fixed_photos(cfg.data.val_root, cfg.data.n_val, cfg.data.image_size).to(device) if cfg.data.val_root else None
     )
 
-    model_config = TransformerConfig(width=cfg.model.width, n_residual=cfg.model.n_residual)
-    model = ImageTransformNet(model_config).to(device)
-    loss_net = build_loss_net(cfg.loss_net.name, cfg.loss_net.weights, cfg.loss.layers, seed=cfg.seed)
-    criterion = PerceptualLoss(loss_net.to(device), style_image.to(device), cfg.loss)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.trainer.lr)
+    if base is not None:
+        model = extend_styles(model_from_checkpoint(base), len(targets)).to(device)
+        params = prepare_finetune(model, n_old=len(old_names))
+    else:
+        n_styles = len(targets) if cfg.styles else 1
+        model = ImageTransformNet(TransformerConfig(cfg.model.width, cfg.model.n_residual, n_styles)).to(device)
+        params = list(model.parameters())
+    model_config = model.config
+    build_criteria(targets, cfg, device)
+    optimizer = torch.optim.Adam(params, lr=cfg.trainer.lr)
     step = 0
     good_ckpt: Path | None = None  # newest checkpoint known to hold finite weights (rollback target)
     if resume_state is not None:
@@ -183,13 +269,15 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
         logger = build_logger(
             cfg.logger.kind, server=cfg.logger.server, port=cfg.logger.port, env=cfg.logger.env or cfg.run_name
         )
-    logger.log_image("style", style_image[0], caption=cfg.style.name)
+    for t in targets:
+        logger.log_image("style", t.image[0], caption=t.config.name)
 
     def state(at_step: int) -> dict[str, Any]:
         return {
             "model_config": model_config.to_dict(),
             "model": model.state_dict(),
-            "style": cfg.style.name,
+            "style": label,
+            **({"styles": list(names)} if len(names) > 1 else {}),
             "loss_net": cfg.loss_net.name,
             "step": at_step,
             "optimizer": optimizer.state_dict(),
@@ -202,10 +290,10 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
 
     def save_samples(at_step: int) -> None:
         model.eval()
-        with torch.no_grad():
-            stylized = model(sample_photos)
+        with torch.no_grad():  # one row per style of the network
+            rows = [model(sample_photos, i) for i in range(len(names))] if len(names) > 1 else [model(sample_photos)]
         model.train()
-        grid = image_grid([sample_photos, stylized])
+        grid = image_grid([sample_photos, *rows])
         save_image(grid, run_dir / "samples" / f"step_{at_step:06d}.png")
         logger.log_image("samples", grid, caption=f"step {at_step}")
 
@@ -264,8 +352,8 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
         n_in_interval = 0
         return back_to
     log.info(
-        "training %s: %d images, %d steps, batch %d, %d px, loss net %s (%s), device %s, run dir %s",
-        cfg.style.name, len(dataset), steps, cfg.data.batch_size, cfg.data.image_size,
+        "training %s%s: %d images, %d steps, batch %d, %d px, loss net %s (%s), device %s, run dir %s",
+        label, f" (fine-tuning {len(targets)} new style(s) into {cfg.finetune})" if base else "", len(dataset), steps, cfg.data.batch_size, cfg.data.image_size,
         cfg.loss_net.name, cfg.loss_net.weights, device, run_dir,
     )
     sums = torch.zeros(len(TERMS), device=device)
@@ -273,10 +361,11 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
     t_interval = time.perf_counter()
     model.train()
     data_iter = iter(loader)
-    with StopRequest() as stop, tqdm(total=steps, initial=step, desc=cfg.style.name, unit="step", dynamic_ncols=True) as bar:
+    with StopRequest() as stop, tqdm(total=steps, initial=step, desc=label, unit="step", dynamic_ncols=True) as bar:
         while step < steps and not stop.requested:
             photos = next(data_iter).to(device, non_blocking=True)
-            terms = criterion(model(photos), photos)
+            target = targets[step % len(targets)]  # a pure function of the step: resume stays exact
+            terms = target.criterion(model(photos, target.index), photos)
             optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             optimizer.step()
@@ -315,7 +404,10 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
                 save_samples(step)
             if val_photos is not None and (step % cfg.trainer.val_every == 0 or last):
                 model.eval()
-                val = validation_losses(model, criterion, val_photos, cfg.data.batch_size)
+                per_style = [
+                    validation_losses(model, t.criterion, val_photos, cfg.data.batch_size, t.index) for t in targets
+                ]
+                val = {k: sum(v[k] for v in per_style) / len(per_style) for k in TERMS}  # mean over styles
                 model.train()
                 result.val_history.append((step, val))
                 log.info("val step %d  %s", step, "  ".join(f"{k} {v:.5g}" for k, v in val.items()))

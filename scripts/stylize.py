@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> None:
             raise ConfigError("input= is required: an image file or a folder of images")
         style_mix = OmegaConf.to_container(cfg.style_mix) if cfg.style_mix else None
         stylizer = Stylizer.from_checkpoint(
-            cfg.ckpt, device=cfg.device, style=cfg.style, style_mix=style_mix,
+            cfg.ckpt, device=cfg.device, style=cfg.style_name, style_mix=style_mix,
             strength=cfg.strength, preserve_color=cfg.preserve_color,
         )
         source = Path(cfg.input)
@@ -43,5 +43,12 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
+def style_argument(argv: list[str]) -> list[str]:
+    """``style=<name>`` -> ``style_name=<name>``: ``style`` is a config group of train.py in the
+    same configs/ folder, so hydra would read ``style=...`` as a group choice and refuse it."""
+    return [f"style_name={a[len('style='):]}" if a.startswith("style=") else a for a in argv]
+
+
 if __name__ == "__main__":
+    sys.argv[1:] = style_argument(sys.argv[1:])
     run_hydra_main(main)

@@ -162,3 +162,24 @@ class ImageTransformNet(nn.Module):
     def stylize(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """Inference path: no autograd bookkeeping, output clamped to the valid [0, 1] range."""
         return self(x, style).clamp_(0.0, 1.0)
+
+
+def extend_styles(model: ImageTransformNet, n_new: int) -> ImageTransformNet:
+    """A copy of multi-style ``model`` with ``n_new`` more styles (fine-tuning a new style in).
+
+    Every conv weight is copied; every conditional instance norm gets ``n_new`` more rows of
+    (scale, shift), each initialised to the mean of the existing rows (a neutral starting style).
+    """
+    if model.config.n_styles < 2:
+        raise ValueError("only a multi-style network (n_styles > 1) can be extended with more styles")
+    config = TransformerConfig(model.config.width, model.config.n_residual, model.config.n_styles + n_new)
+    bigger = ImageTransformNet(config)
+    old = model.state_dict()
+    new_state = {}
+    for name, module in bigger.named_modules():
+        if isinstance(module, ConditionalInstanceNorm2d):
+            for leaf in ("weight", "bias"):
+                rows = old[f"{name}.{leaf}"]
+                new_state[f"{name}.{leaf}"] = torch.cat([rows, rows.mean(0, keepdim=True).expand(n_new, -1)])
+    bigger.load_state_dict({**old, **new_state})
+    return bigger.to(next(model.parameters()).device)

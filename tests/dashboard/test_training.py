@@ -202,8 +202,8 @@ def test_real_training_run_renders_for_the_readme(
     env = unique_env("starry_night")
     if UPDATE_DOCS:
         run_args = [
-            "style.size=256", "data.image_size=128", "data.batch_size=4", "data.n_samples=4", "data.n_val=8",
-            "trainer.steps=300", "trainer.lr=2e-3", "trainer.log_every=5", "trainer.sample_every=100",
+            "data.image_size=128", "data.batch_size=4", "data.n_samples=4", "data.n_val=8",
+            "trainer.steps=300", "trainer.log_every=5", "trainer.sample_every=100",
             "trainer.val_every=50",
         ]
     else:

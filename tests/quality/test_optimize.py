@@ -44,7 +44,7 @@ def test_train_and_optimize_report_the_same_loss(photos_val, style_image, caffe_
     train_criterion = PerceptualLoss(caffe_net, style, cfg)
 
     class Fixed(torch.nn.Module):
-        def forward(self, x):
+        def forward(self, x, style=None):  # validation_losses passes the style index too
             return stylized
 
     train_terms = validation_losses(Fixed(), train_criterion, photo, batch_size=1)
@@ -75,11 +75,12 @@ def test_adam_also_lowers_the_loss(photos_val, style_image, caffe_net) -> None:
     assert result.history[-1]["total"] < result.history[0]["total"]
 
 
-# Measured (bsds_100007, 128 px, vgg19_caffe, seed 0): 12.9 dB after 100 L-BFGS iterations,
-# 12.6 dB after 300 (the loss keeps falling but high-frequency noise from the white-noise start
-# that conv2_2 barely sees stays). The issue asked for 20 dB; the method does not reach it, so
-# the threshold is what it reaches (noise itself scores ~8 dB). See docs/QUALITY.md.
-PSNR_THRESHOLD = 12.0
+# Measured (bsds_100007, 128 px, vgg19_caffe, seed 0): 15.7 dB after 100 L-BFGS iterations
+# (12.9 dB before clamp01 let saturated pixels move back inside). The rest is high-frequency noise
+# from the white-noise start that conv2_2 barely constrains. The issue asked for 20 dB; the method
+# does not reach it here, so the threshold sits below what it reaches (noise itself scores ~8 dB).
+# See docs/QUALITY.md.
+PSNR_THRESHOLD = 14.5
 
 
 def test_content_reconstruction_from_noise_at_conv2_2(photos_val) -> None:
