@@ -63,13 +63,63 @@ def make_norm(channels: int, n_styles: int = 1) -> nn.Module:
     return nn.InstanceNorm2d(channels, affine=True) if n_styles == 1 else ConditionalInstanceNorm2d(channels, n_styles)
 
 
+def upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:  # noqa: UP045
+    """``conv2d(reflect_pad_1(upsample_nearest_x2(x)), weight, bias)`` for a 3x3 ``weight``, without upsampling.
+
+    Every output pixel of a 3x3 conv over a nearest-upsampled image sees only a 2x2 patch of
+    distinct input pixels, so each of the four output phases is a 2x2 conv of ``x`` whose taps
+    are sums of the 3x3 taps (polyphase decomposition), and reflection padding of the upsampled
+    image is replicate padding of ``x``. Same parameters, same result to float rounding, 16
+    instead of 36 multiply-adds per output pixel and channel, and no 4x-sized intermediate.
+    """
+    w = weight  # (O, I, 3, 3)
+    # on each axis, phase 0 reads input offsets (-1, 0) with taps (k0, k1 + k2) and phase 1
+    # reads (0, +1) with taps (k0 + k1, k2)
+    r0 = torch.stack([w[:, :, 0], w[:, :, 1] + w[:, :, 2]], 2)
+    r1 = torch.stack([w[:, :, 0] + w[:, :, 1], w[:, :, 2]], 2)
+    k00 = torch.stack([r0[..., 0], r0[..., 1] + r0[..., 2]], -1)
+    k01 = torch.stack([r0[..., 0] + r0[..., 1], r0[..., 2]], -1)
+    k10 = torch.stack([r1[..., 0], r1[..., 1] + r1[..., 2]], -1)
+    k11 = torch.stack([r1[..., 0] + r1[..., 1], r1[..., 2]], -1)
+    o = w.shape[0]
+    b4 = bias.repeat(4) if bias is not None else None
+    y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), torch.cat([k00, k01, k10, k11]), b4)  # (N, 4O, H+1, W+1)
+    h, w_ = x.shape[-2], x.shape[-1]
+    top = torch.stack([y[:, :o, :h, :w_], y[:, o : 2 * o, :h, 1:]], -1)  # even output rows: (N, O, H, W, 2)
+    bottom = torch.stack([y[:, 2 * o : 3 * o, 1:, :w_], y[:, 3 * o :, 1:, 1:]], -1)
+    return torch.stack([top, bottom], 3).reshape(x.shape[0], o, 2 * h, 2 * w_)
+
+
 class ConvNormReLU(nn.Sequential):
+    """[nearest upsample x2 +] reflection-padded conv, instance norm, ReLU."""
+
     def __init__(
         self, c_in: int, c_out: int, kernel: int, stride: int = 1, upsample: bool = False, n_styles: int = 1
     ):
         layers: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []
         layers += [ConvLayer(c_in, c_out, kernel, stride), make_norm(c_out, n_styles), nn.ReLU()]
         super().__init__(*layers)
+
+
+class UpsampleConvNormReLU(ConvNormReLU):
+    """Nearest upsample x2 + 3x3 conv + norm + ReLU, computed by :func:`upsample_conv`.
+
+    The layers stay (Upsample, ConvLayer, norm, ReLU), so the state dict is the classic one;
+    ``fast_upsample = False`` runs them one by one (the textbook computation, the benchmark's
+    reference).
+    """
+
+    def __init__(self, c_in: int, c_out: int, n_styles: int = 1):
+        super().__init__(c_in, c_out, 3, upsample=True, n_styles=n_styles)
+        self.fast_upsample = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fast_upsample:
+            conv = self[1][1]
+            return self[3](self[2](upsample_conv(x, conv.weight, conv.bias)))
+        for layer in self:
+            x = layer(x)
+        return x
 
 
 class ResidualBlock(nn.Module):
@@ -111,8 +161,8 @@ class ImageTransformNet(nn.Module):
         )
         self.residuals = nn.Sequential(*[ResidualBlock(4 * w, n_styles=s) for _ in range(n)])
         self.decoder = nn.Sequential(
-            ConvNormReLU(4 * w, 2 * w, 3, upsample=True, n_styles=s),
-            ConvNormReLU(2 * w, w, 3, upsample=True, n_styles=s),
+            UpsampleConvNormReLU(4 * w, 2 * w, n_styles=s),
+            UpsampleConvNormReLU(2 * w, w, n_styles=s),
             ConvLayer(w, 3, 9),
         )
 

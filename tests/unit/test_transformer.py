@@ -44,3 +44,30 @@ def test_stylize_clamps_and_records_no_graph():
         net.decoder[-1][1].bias.fill_(5.0)  # push outputs far above 1
     y = net.stylize(torch.rand(1, 3, 12, 12))
     assert y.max() == 1.0 and y.min() >= 0.0 and not y.requires_grad
+
+
+@pytest.mark.parametrize("size", [(7, 5), (16, 16), (9, 22)])
+def test_polyphase_upsample_conv_equals_upsample_then_padded_conv(size):
+    """The fast decoder path must compute exactly the textbook upsample + reflect pad + conv,
+    forward and backward, so checkpoints and training mean the same thing either way."""
+    from fast_style.models.transformer import UpsampleConvNormReLU
+
+    torch.manual_seed(0)
+    layer = UpsampleConvNormReLU(6, 5)
+    with torch.no_grad():  # non-trivial norm parameters, so a wrong bias/scale path would show
+        layer[2].weight.uniform_(0.5, 1.5)
+        layer[2].bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 6, *size, requires_grad=True)
+    outs, grads = [], []
+    for fast in (False, True):
+        layer.fast_upsample = fast
+        layer.zero_grad()
+        x.grad = None
+        y = layer(x)
+        (y * torch.linspace(0, 1, y.numel()).view_as(y)).sum().backward()
+        outs.append(y.detach())
+        grads.append([x.grad.clone(), layer[1][1].weight.grad.clone(), layer[2].weight.grad.clone()])
+    assert outs[0].shape == (2, 5, 2 * size[0], 2 * size[1])
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-5)
+    for g_fast, g_ref in zip(grads[1], grads[0]):
+        torch.testing.assert_close(g_fast, g_ref, atol=1e-5, rtol=1e-4)
