@@ -1,12 +1,17 @@
 """Benchmark: the textbook reference against fast-style's default path, in one process.
 
     python scripts/bench.py                      # CPU, small defaults (~2-3 min on 2 cores)
+    python scripts/bench.py --compile            # + torch.compile'd fast path (~1 min compile per shape on CPU)
     python scripts/bench.py --device cuda --train-batches 4,8,16 --sizes 256,512,1024,2160x3840
 
-Reference = plain implementation: fp32, eager, NCHW, the loss network run to relu4_3 separately
-on the output and on the input, inference under no_grad. fast-style = PerceptualLoss (input run
-only up to the content layer, style Grams precomputed) and Stylizer's inference_mode path.
-Warm-up excluded, CUDA synchronised, median of repeats. Results go to docs/PERFORMANCE.md.
+Reference = plain implementation: fp32, eager, NCHW, nearest-upsample then 3x3 conv in the
+decoder, the loss network run to relu4_3 separately on the output and on the input, inference
+under no_grad. fast-style = the library's defaults: polyphase upsample-conv decoder
+(fast_style.models.transformer.upsample_conv), PerceptualLoss (input run only up to the content
+layer, style Grams precomputed), inference_mode; with --compile also torch.compile (compile time
+printed separately, never inside the timings). Warm-up excluded, CUDA synchronised, median of
+repeats, reference and fast path interleaved so that load on the machine hits both alike.
+Results go to docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch.nn.functional as F
 
 from fast_style.losses import LossConfig, PerceptualLoss, gram_matrix, tv_loss
 from fast_style.models import ImageTransformNet, TransformerConfig, build_loss_net
+from fast_style.models.transformer import UpsampleConvNormReLU
 
 PRESETS = {"johnson": TransformerConfig(32, 5), "small": TransformerConfig(16, 5)}
 
@@ -32,17 +38,37 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable[[], None], device: torch.device, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
+def timed(fns: dict[str, Callable[[], None]], device: torch.device, warmup: int, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each function; calls are interleaved (a, b, a, b, ...) so a
+    burst of load on a shared machine does not favour whichever ran second."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
     sync(device)
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def textbook(model: ImageTransformNet) -> ImageTransformNet:
+    """Switch the decoder to upsample-then-conv: the reference computation (same parameters)."""
+    for m in model.modules():
+        if isinstance(m, UpsampleConvNormReLU):
+            m.fast_upsample = False
+    return model
+
+
+def compile_timed(fn: Callable[[], None], device: torch.device) -> float:
+    """Seconds for the first call of a torch.compile'd function (the cold compile)."""
+    t = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t
 
 
 def peak_memory_mb(device: torch.device) -> str:
@@ -70,10 +96,10 @@ def train_step_reference(model, loss_net, style_grams, cfg: LossConfig, opt, x) 
     opt.step()
 
 
-def train_step_fast(model, criterion: PerceptualLoss, opt, x) -> None:
-    terms = criterion(model(x), x)
+def train_step_fast(loss_fn: Callable[[torch.Tensor], torch.Tensor], opt, x) -> None:
+    loss = loss_fn(x)
     opt.zero_grad(set_to_none=True)
-    terms.total.backward()
+    loss.backward()
     opt.step()
 
 
@@ -95,6 +121,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-train", action="store_true")
+    p.add_argument("--compile", action="store_true", help="also time the torch.compile'd fast path")
     args = p.parse_args()
 
     device = torch.device(args.device)
@@ -102,47 +129,76 @@ def main() -> None:
     print(f"# fast-style bench: {platform.node()} {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
-    print(f"# model={args.model} warmup={args.warmup} repeats={args.repeats} (median)\n")
+    print(f"# model={args.model} warmup={args.warmup} repeats={args.repeats} (median, interleaved)\n")
+    variants = ["reference", "fast"] + (["compiled"] if args.compile else [])
 
     if not args.skip_train:
         cfg = LossConfig()
         loss_net = build_loss_net("vgg16", "random", cfg.layers).to(device)  # speed only: weights do not matter
         style = torch.rand(1, 3, 256, 256, device=device)
         criterion = PerceptualLoss(loss_net, style, cfg)
-        print("| training | batch | reference img/s | fast-style img/s | speed-up | peak memory (fast-style) |")
-        print("|---|---|---|---|---|---|")
+        print("| training | batch | reference img/s | fast-style img/s | speed-up |"
+              + (" compiled img/s | speed-up | compile s |" if args.compile else "") + " peak memory |")
+        print("|---|---|---|---|---|" + ("---|---|---|" if args.compile else "") + "---|")
         for batch in [int(b) for b in args.train_batches.split(",")]:
             x = torch.rand(batch, 3, args.train_size, args.train_size, device=device)
-            results = {}
-            for name in ("reference", "fast"):
+            steps: dict[str, Callable[[], None]] = {}
+            for name in variants:
                 model = ImageTransformNet(PRESETS[args.model]).to(device)
                 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-                reset_peak(device)
                 if name == "reference":
-                    fn = lambda: train_step_reference(model, loss_net, criterion.style_grams, cfg, opt, x)  # noqa: E731
+                    textbook(model)
+                    steps[name] = lambda m=model, o=opt: train_step_reference(  # noqa: E731
+                        m, loss_net, criterion.style_grams, cfg, o, x
+                    )
                 else:
-                    fn = lambda: train_step_fast(model, criterion, opt, x)  # noqa: E731
-                results[name] = batch / timed(fn, device, args.warmup, args.repeats)
-            print(f"| {args.train_size} px | {batch} | {results['reference']:.2f} | {results['fast']:.2f} | "
-                  f"{results['fast'] / results['reference']:.2f}x | {peak_memory_mb(device)} |")
+                    loss_fn = lambda x, m=model: criterion(m(x), x).total  # noqa: E731
+                    if name == "compiled":
+                        loss_fn = torch.compile(loss_fn)
+                    steps[name] = lambda f=loss_fn, o=opt: train_step_fast(f, o, x)  # noqa: E731
+            compile_s = compile_timed(steps["compiled"], device) if args.compile else 0.0
+            reset_peak(device)
+            secs = timed(steps, device, args.warmup, args.repeats)
+            ips = {name: batch / t for name, t in secs.items()}
+            row = f"| {args.train_size} px | {batch} | {ips['reference']:.2f} | {ips['fast']:.2f} | " \
+                  f"{ips['fast'] / ips['reference']:.2f}x |"
+            if args.compile:
+                row += f" {ips['compiled']:.2f} | {ips['compiled'] / ips['reference']:.2f}x | {compile_s:.0f} |"
+            print(row + f" {peak_memory_mb(device)} |", flush=True)
         print()
 
-    model = ImageTransformNet(PRESETS[args.model]).to(device).eval()
-    print("| stylize | batch | reference ms/img | fast-style ms/img | speed-up | peak memory |")
-    print("|---|---|---|---|---|---|")
+    fast_model = ImageTransformNet(PRESETS[args.model]).to(device).eval()
+    ref_model = textbook(ImageTransformNet(PRESETS[args.model]).to(device).eval())
+    ref_model.load_state_dict(fast_model.state_dict())
+    # inference_mode tensors cannot pass through torch.compile's graph capture: no_grad there
+    compiled_net = torch.compile(fast_model, dynamic=False) if args.compile else None  # one graph per size
+
+    def compiled(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return compiled_net(x).clamp_(0.0, 1.0)
+
+    print("| stylize | batch | reference ms/img | fast-style ms/img | speed-up |"
+          + (" compiled ms/img | speed-up | compile s |" if args.compile else "") + " peak memory |")
+    print("|---|---|---|---|---|" + ("---|---|---|" if args.compile else "") + "---|")
     for text in args.sizes.split(","):
         h, w = parse_size(text)
         x = torch.rand(args.infer_batch, 3, h, w, device=device)
 
         def reference() -> None:
             with torch.no_grad():
-                model(x)
+                ref_model(x)
 
+        fns: dict[str, Callable[[], None]] = {"reference": reference, "fast": lambda: fast_model.stylize(x)}
+        if args.compile:
+            fns["compiled"] = lambda: compiled(x)
+        compile_s = compile_timed(fns["compiled"], device) if args.compile else 0.0
         reset_peak(device)
-        ref = timed(reference, device, args.warmup, args.repeats) / args.infer_batch
-        fast = timed(lambda: model.stylize(x), device, args.warmup, args.repeats) / args.infer_batch
-        print(f"| {h}x{w} | {args.infer_batch} | {ref * 1e3:.0f} | {fast * 1e3:.0f} | {ref / fast:.2f}x | "
-              f"{peak_memory_mb(device)} |")
+        ms = {name: t * 1e3 / args.infer_batch for name, t in timed(fns, device, args.warmup, args.repeats).items()}
+        row = f"| {h}x{w} | {args.infer_batch} | {ms['reference']:.0f} | {ms['fast']:.0f} | " \
+              f"{ms['reference'] / ms['fast']:.2f}x |"
+        if args.compile:
+            row += f" {ms['compiled']:.0f} | {ms['reference'] / ms['compiled']:.2f}x | {compile_s:.0f} |"
+        print(row + f" {peak_memory_mb(device)} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,11 @@ def upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     k11 = torch.stack([r1[..., 0] + r1[..., 1], r1[..., 2]], -1)
     o = w.shape[0]
     b4 = bias.repeat(4) if bias is not None else None
-    y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), torch.cat([k00, k01, k10, k11]), b4)  # (N, 4O, H+1, W+1)
+    # replicate padding written as concatenation: torch.compile's backward of replication_pad2d
+    # trips a stride assertion in torch 2.14 (training with trainer.compile)
+    xp = torch.cat([x[:, :, :1], x, x[:, :, -1:]], 2)
+    xp = torch.cat([xp[:, :, :, :1], xp, xp[:, :, :, -1:]], 3)
+    y = F.conv2d(xp, torch.cat([k00, k01, k10, k11]), b4)  # (N, 4O, H+1, W+1)
     h, w_ = x.shape[-2], x.shape[-1]
     top = torch.stack([y[:, :o, :h, :w_], y[:, o : 2 * o, :h, 1:]], -1)  # even output rows: (N, O, H, W, 2)
     bottom = torch.stack([y[:, 2 * o : 3 * o, 1:, :w_], y[:, 3 * o :, 1:, 1:]], -1)
