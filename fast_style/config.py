@@ -28,6 +28,9 @@ class StyleConfig:
     # per-style defaults, {loss_net name: weight}, picked up by loss.style_weight
     style_weight: dict[str, float] = field(default_factory=lambda: {"vgg16": 1e10, "vgg19_caffe": 1e7})
     tv_weight: float = 1e2  # per-style default, picked up by loss.tv_weight
+    # histogram: recolour the style image with the training photos' colour mean/covariance first
+    # (styles.match_training_colors); set on `style` it applies to every style of the run
+    preserve_color: str | None = None
 
 
 @dataclass
@@ -153,6 +156,12 @@ class TrainConfig:
         names = [s.name for s in self.styles]
         if len(set(names)) != len(names):
             raise ConfigError(f"styles= lists a style twice: {names}")
+        for s in [self.style, *self.styles]:
+            if s.preserve_color not in (None, "histogram"):
+                raise ConfigError(
+                    f"style {s.name}: preserve_color={s.preserve_color!r}: training takes histogram (or null); "
+                    "for luminance, stylize with preserve_color=luminance"
+                )
         for s in self.styles:
             if not isinstance(s.size, int) or isinstance(s.size, bool) or s.size <= 0:
                 raise ConfigError(f"style {s.name}: size must be a positive integer, got {s.size!r}")

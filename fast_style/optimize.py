@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from fast_style.color import MODES as COLOR_MODES
+from fast_style.color import grey, luminance, match_color, match_luminance, preserve_luminance
 from fast_style.errors import ConfigError
 from fast_style.images import image_grid, resize_long_side, to_tensor
 from fast_style.losses import LossConfig, LossTerms, PerceptualLoss
@@ -67,6 +69,25 @@ def build_criterion(
     """The training criterion (one PerceptualLoss code path), on ``device``."""
     net = build_loss_net(loss_net, weights, loss.layers, seed=seed) if isinstance(loss_net, str) else loss_net
     return PerceptualLoss(net.to(device), style_image.to(device), loss)
+
+
+def color_preserving_style(style: torch.Tensor, content: torch.Tensor, mode: str | None) -> torch.Tensor:
+    """The style image to optimise against when keeping the photo's colours (Gatys et al. 2016,
+    "Preserving color in neural artistic style transfer"). ``content``: the photo, (1,) 3, H, W.
+
+    ``histogram``: the style image recoloured with the photo's RGB mean and covariance
+    (:func:`fast_style.color.match_color`); the optimisation then runs as usual.
+    ``luminance``: the style's luminance with the photo's luminance mean/std, as a grey image;
+    pair it with ``optimize_multiscale(..., preserve_color="luminance")``, which optimises the
+    luminance alone and puts the photo's chroma back. ``None``: the style unchanged."""
+    if mode is None:
+        return style
+    if mode not in COLOR_MODES:
+        raise ConfigError(f"preserve_color={mode!r}: choose {' or '.join(COLOR_MODES)} (or null)")
+    content = content if content.dim() == 4 else content.unsqueeze(0)
+    style4 = style if style.dim() == 4 else style.unsqueeze(0)
+    out = match_color(style4, content[0]) if mode == "histogram" else match_luminance(style4, content[:1])
+    return out if style.dim() == 4 else out[0]
 
 
 def initial_image(init: str, content: torch.Tensor, seed: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
@@ -128,8 +149,14 @@ def optimize_image(
     on_snapshot: Callable[[int, torch.Tensor], None] | None = None,
     progress: bool = True,
     desc: str = "optimize",
+    luminance_only: bool = False,
 ) -> OptimizeResult:
     """Minimise ``criterion(x, content).total`` over the pixels ``x``, starting from ``init``.
+
+    ``luminance_only``: Gatys' luminance-only transfer. The variable is one luminance channel
+    (initialised with ``init``'s), the loss network sees it on all three channels and the content
+    target is the photo's luminance; images returned are grey (put the chroma back with
+    :func:`fast_style.color.preserve_luminance`, as ``optimize_multiscale`` does).
 
     L-BFGS (strong-Wolfe line search, history 100) or Adam. Every ``save_every`` iterations (and
     at ``snapshot_at``) the iterate is clamped, stored in ``snapshots`` and passed to
@@ -147,13 +174,18 @@ def optimize_image(
     init = init if init.dim() == 4 else init.unsqueeze(0)
     if init.shape != content.shape:
         raise ConfigError(f"initial image {tuple(init.shape)} and content {tuple(content.shape)} differ in size")
+    if luminance_only:
+        content, init = grey(content), luminance(init)
     target = criterion.content_target(content)
     # Start inside [0, 1] (a bicubic upsample between scales overshoots): the loss only sees the
     # clamped image, so an out-of-range start would only be pulled back over several steps.
     x = init.detach().clamp(0, 1).to(content.device).requires_grad_(True)
 
+    def image() -> torch.Tensor:  # what the loss sees: x, or the luminance x on three channels
+        return grey(x) if luminance_only else x
+
     if loss_scale is None:
-        terms = criterion.terms(clamp01(x), target)
+        terms = criterion.terms(clamp01(image()), target)
         (grad,) = torch.autograd.grad(terms.total, x)
         mean_abs = grad.abs().mean().item()
         loss_scale = 1.0 / mean_abs if mean_abs > 0 and math.isfinite(mean_abs) else 1.0
@@ -161,7 +193,7 @@ def optimize_image(
     marks = sorted({i for i in snapshot_at if 0 <= i <= max_iter} | {max_iter})
     if save_every > 0:
         marks = sorted(set(marks) | set(range(save_every, max_iter + 1, save_every)))
-    result = OptimizeResult(image=init.detach().cpu(), loss_scale=float(loss_scale))
+    result = OptimizeResult(image=image().detach().cpu(), loss_scale=float(loss_scale))
     best: dict[int, tuple[float, dict[str, float], float]] = {}  # iterate -> (total, terms, seconds)
     counter = {"evals": 0, "iter": 0}
     t0 = time.perf_counter()
@@ -172,11 +204,11 @@ def optimize_image(
             best[i] = (values["total"], values, time.perf_counter() - t0)
 
     def snapshot(i: int) -> None:
-        image = x.detach().clamp(0, 1).cpu()
+        current = image().detach().clamp(0, 1).cpu()
         if i in snapshot_at or (save_every > 0 and i % save_every == 0) or i == max_iter:
-            result.snapshots[i] = image
+            result.snapshots[i] = current
             if on_snapshot is not None:
-                on_snapshot(i, image)
+                on_snapshot(i, current)
 
     bar = tqdm(total=max_iter, desc=desc, unit="it", disable=not progress, dynamic_ncols=True)
     if optimizer == "lbfgs":
@@ -187,7 +219,7 @@ def optimize_image(
 
         def closure() -> torch.Tensor:
             opt.zero_grad()
-            terms = criterion.terms(clamp01(x), target)
+            terms = criterion.terms(clamp01(image()), target)
             # Iterate this evaluation belongs to: n_iter is bumped before each line search, so
             # evaluations inside iteration k's search count for iterate k, whose value is the
             # lowest of them (strong Wolfe keeps the best bracket point).
@@ -216,7 +248,7 @@ def optimize_image(
         opt = torch.optim.Adam([x], lr=0.02 if lr is None else lr)
         for i in range(max_iter + 1):
             opt.zero_grad()
-            terms = criterion.terms(clamp01(x), target)
+            terms = criterion.terms(clamp01(image()), target)
             record(i, terms)
             counter["evals"] += 1
             if i in marks:
@@ -232,14 +264,14 @@ def optimize_image(
     # The exact value of the last iterate (its line search may still be holding a better trial).
     with torch.no_grad():
         last = max(best) if best else 0
-        terms = criterion.terms(x.clamp(0, 1), target)
+        terms = criterion.terms(image().clamp(0, 1), target)
         seconds = best[last][2] if last in best else time.perf_counter() - t0
         best[last] = (0.0, _terms_dict(terms), seconds)
     result.history = [best[i][1] for i in sorted(best)]
     result.times = [best[i][2] for i in sorted(best)]
     result.seconds = time.perf_counter() - t0
     result.evaluations = counter["evals"]
-    result.image = x.detach().clamp(0, 1).cpu()
+    result.image = image().detach().clamp(0, 1).cpu()
     return result
 
 
@@ -252,13 +284,22 @@ def optimize_multiscale(
     device: torch.device | str = "cpu",
     seed: int = 0,
     on_snapshot: Callable[[int, int, torch.Tensor], None] | None = None,
+    preserve_color: str | None = None,
     **kwargs,
 ) -> list[OptimizeResult]:
     """Coarse to fine: optimise at each long side in ``scales`` (ascending), upsampling each result
     as the start of the next. Large outputs get their coarse structure from cheap small
-    iterations and only need a few at full size. Returns one result per scale."""
+    iterations and only need a few at full size. Returns one result per scale.
+
+    ``preserve_color="luminance"`` (the criterion built on ``color_preserving_style(style, photo,
+    "luminance")``): the luminance alone is optimised and every image returned or passed to
+    ``on_snapshot`` carries the photo's chroma (the grey iterate's luminance + the photo's Cb/Cr).
+    ``"histogram"`` changes only the style image, so nothing happens here."""
     if not scales:
         raise ConfigError("scales must name at least one size (long side, px)")
+    if preserve_color not in (None, *COLOR_MODES):
+        raise ConfigError(f"preserve_color={preserve_color!r}: choose {' or '.join(COLOR_MODES)} (or null)")
+    lum = preserve_color == "luminance"
     results: list[OptimizeResult] = []
     prev: torch.Tensor | None = None
     for size in sorted(int(s) for s in scales):
@@ -267,10 +308,19 @@ def optimize_multiscale(
             start = initial_image(init, photo, seed=seed, device=device)
         else:
             start = F.interpolate(prev.to(device), size=photo.shape[-2:], mode="bicubic", align_corners=False)
-        hook = None if on_snapshot is None else (lambda i, img, size=size: on_snapshot(size, i, img))
-        res = optimize_image(criterion, photo, start, on_snapshot=hook, desc=f"optimize {size}px", **kwargs)
+
+        def colour(img: torch.Tensor, photo: torch.Tensor = photo.cpu()) -> torch.Tensor:
+            return preserve_luminance(img, photo) if lum else img
+
+        hook = None if on_snapshot is None else (lambda i, img, size=size: on_snapshot(size, i, colour(img)))
+        res = optimize_image(
+            criterion, photo, start, on_snapshot=hook, desc=f"optimize {size}px", luminance_only=lum, **kwargs
+        )
+        prev = res.image  # the next scale starts from this scale's (grey, with luminance) iterate
+        if lum:
+            res.image = colour(res.image)
+            res.snapshots = {i: colour(img) for i, img in res.snapshots.items()}
         results.append(res)
-        prev = res.image
     return results
 
 

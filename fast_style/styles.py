@@ -1,17 +1,31 @@
-"""Named styles: a style name resolves to an image file (explicit path > cache > download)."""
+"""Named styles: a style name resolves to an image file (explicit path > cache > download).
+
+``style.preserve_color=histogram`` recolours the loaded style image with the colour statistics
+of the training photos before its Grams are computed (:func:`match_training_colors`).
+"""
 
 from __future__ import annotations
 
 import io
 import os
+import logging
+import random
 import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import torch
 from PIL import Image
 
-from fast_style.errors import ConfigError
+from fast_style.color import color_stats, match_color_stats
+from fast_style.data import list_images
+from fast_style.errors import ConfigError, ImageError
 from fast_style.fileio import atomic_write
-from fast_style.images import load_image
+from fast_style.images import load_image, resize_long_side, to_tensor
+
+log = logging.getLogger(__name__)
+TRAIN_COLOR_MODES = ("histogram",)
 
 
 def cache_dir() -> Path:
@@ -70,3 +84,48 @@ def download(url: str, dest: Path, timeout: float = 30.0) -> Path:
     with atomic_write(dest) as f:
         f.write(data)
     return dest
+
+
+def photo_color_stats(
+    root: str | os.PathLike, n: int = 64, size: int = 256, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB mean and covariance of the pixels of ``n`` photos of a folder (a seeded sample, each
+    resized to long side ``size``; unreadable files are skipped). What "the training photos'
+    colours" means for a network that sees thousands of them."""
+    files = list_images(root)
+    sample = sorted(random.Random(seed).sample(files, min(n, len(files))))
+
+    def images() -> Iterator[torch.Tensor]:
+        for path in sample:
+            try:
+                yield to_tensor(resize_long_side(load_image(path), size))
+            except ImageError as e:
+                log.warning("colour statistics: skipping %s", e)
+
+    try:
+        return color_stats(images())
+    except ValueError:
+        raise ConfigError(f"style.preserve_color: no readable photo among {len(sample)} sampled in {root}") from None
+
+
+def match_training_colors(targets: Sequence[Any], cfg: Any) -> None:
+    """``style.preserve_color=histogram`` (Gatys et al. 2016, colour histogram matching before
+    training): replace each style image (``target.image``, (1, 3, H, W)) by one with the RGB mean
+    and covariance of a sample of the training photos (``cfg.data.root``), so the network learns
+    the painting's strokes but not its palette. A style's own ``preserve_color`` wins; otherwise
+    the run's ``style.preserve_color`` applies to every style (multi-style runs too).
+    ``targets``: train.StyleTarget objects; ``cfg``: the TrainConfig. In place; no-op when off."""
+    stats = None
+    for t in targets:
+        mode = t.config.preserve_color or cfg.style.preserve_color
+        if not mode:
+            continue
+        if mode not in TRAIN_COLOR_MODES:
+            raise ConfigError(
+                f"style.preserve_color={mode!r}: training takes histogram; for luminance stylize with "
+                "preserve_color=luminance"
+            )
+        if stats is None:
+            stats = photo_color_stats(cfg.data.root, seed=cfg.seed)
+        t.image = match_color_stats(t.image, *stats)
+        log.info("style %s: colours matched to the training photos (style.preserve_color=%s)", t.config.name, mode)

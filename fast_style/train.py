@@ -37,7 +37,7 @@ from fast_style.images import image_grid, load_image, resize_long_side, save_ima
 from fast_style.losses import LossTerms, PerceptualLoss
 from fast_style.models import ImageTransformNet, TransformerConfig, build_loss_net
 from fast_style.models.transformer import ConditionalInstanceNorm2d, extend_styles
-from fast_style.styles import resolve_style_image
+from fast_style.styles import match_training_colors, resolve_style_image
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ def load_style_targets(cfg: TrainConfig, first_index: int = 0) -> list[StyleTarg
         path = resolve_style_image(style.name, style.image, style.url, style.filename)
         index = first_index + i if cfg.styles else None
         targets.append(StyleTarget(style, index, load_style_tensor(path, style.size)))
+    match_training_colors(targets, cfg)  # style.preserve_color=histogram: the photos' colours (no-op when off)
     return targets
 
 

@@ -20,6 +20,7 @@ from fast_style.optimize import (
     CONTENT_RECON_LAYERS,
     GATYS_STYLE_LAYERS,
     build_criterion,
+    color_preserving_style,
     optimize_multiscale,
     reconstruction_strips,
 )
@@ -55,6 +56,10 @@ def run_stylize(cfg: DictConfig) -> None:
     content = load_image(cfg.input)
     loss = LossConfig(**OmegaConf.to_container(cfg.loss, resolve=True))
     style = load_style_tensor(_style_path(cfg), cfg.style.size)
+    # preserve_color: the style image takes the photo's colours (histogram) or both become
+    # luminance (luminance; the photo's chroma is put back on the result): Gatys et al. 2016
+    photo = to_tensor(resize_long_side(content, max(cfg.scales or [cfg.size])))
+    style = color_preserving_style(style, photo, cfg.preserve_color)
     criterion = build_criterion(cfg.loss_net.name, style, loss, weights=cfg.loss_net.weights, device=device)
     out = Path(cfg.output) if cfg.output else Path("optimized") / f"{Path(cfg.input).stem}_{cfg.style.name}.png"
     if out.resolve() == Path(cfg.input).resolve():
@@ -68,7 +73,7 @@ def run_stylize(cfg: DictConfig) -> None:
     results = optimize_multiscale(
         criterion, content, scales, init=cfg.init, device=device, seed=cfg.seed, on_snapshot=on_snapshot,
         optimizer=cfg.optimizer, max_iter=cfg.max_iter, lr=cfg.lr, loss_scale=cfg.loss_scale,
-        save_every=cfg.save_every,
+        save_every=cfg.save_every, preserve_color=cfg.preserve_color,
     )
     final = results[-1]
     print(save_image(final.image, out))
