@@ -35,10 +35,11 @@ class StyleConfig:
 
 @dataclass
 class DataConfig:
-    root: str | None = None
+    root: str | None = None  # photo folder, or a shard folder from scripts/preprocess.py (autodetected)
+    shards: str | None = None  # shard folder (scripts/preprocess.py); overrides root for training
     val_root: str | None = None
     image_size: int = 256
-    batch_size: int = 4
+    batch_size: int = 4  # the GLOBAL batch: under torchrun each of N processes takes batch_size / N
     workers: int = 2
     pin_memory: bool = True  # only used on CUDA
     n_samples: int = 4  # fixed photos in the sample grid
@@ -79,6 +80,7 @@ class TrainerConfig:
     val_every: int = 1000
     max_rollbacks: int = 3  # non-finite loss: reload the last good checkpoint at most this often
     rollback_lr_factor: float = 0.5  # ... and multiply the learning rate by this each time
+    ddp_backend: str = "auto"  # torchrun jobs: auto (nccl on CUDA, gloo on CPU) | nccl | gloo
 
 
 @dataclass
@@ -172,8 +174,12 @@ class TrainConfig:
                 )
         if self.data.workers < 0 or self.model.n_residual < 0:
             raise ConfigError("data.workers and model.n_residual must be >= 0")
-        if self.data.root is None:
+        if self.data.root is None and self.data.shards is None:
             raise ConfigError("data.root is not set; pass data.root=/path/to/coco/train2014")
+        if self.trainer.ddp_backend not in ("auto", "nccl", "gloo"):
+            raise ConfigError(
+                f"trainer.ddp_backend={self.trainer.ddp_backend!r}: use auto (nccl on CUDA, gloo on CPU), nccl or gloo"
+            )
         if self.logger.kind not in ("none", "visdom"):
             raise ConfigError(f"logger={self.logger.kind!r}: choose visdom or none")
         resolve_device(self.device)

@@ -49,12 +49,17 @@ def list_images(root: str | Path, what: str = "data.root") -> list[Path]:
     return files
 
 
-def load_crop(path: Path, size: int) -> torch.Tensor:
-    """Resize the short side to ``size`` and centre-crop a square: the Johnson training input."""
+def crop_image(path: Path, size: int) -> Image.Image:
+    """Resize the short side to ``size`` (bicubic) and centre-crop a square: the Johnson training input."""
     img = resize_short_side(load_image(path), size)
     w, h = img.size
     left, top = (w - size) // 2, (h - size) // 2
-    return to_tensor(img.crop((left, top, left + size, top + size)))
+    return img.crop((left, top, left + size, top + size))
+
+
+def load_crop(path: Path, size: int) -> torch.Tensor:
+    """:func:`crop_image` as a (3, size, size) float tensor in [0, 1] (uint8 / 255)."""
+    return to_tensor(crop_image(path, size))
 
 
 def check_image_header(path: Path, max_pixels: int | None = None) -> str | None:
@@ -137,11 +142,14 @@ class PhotoFolder(Dataset):
         what: str = "data.root",
         scan: bool = False,
         max_pixels: int | None = None,
+        report: ScanReport | None = None,
     ):
-        files = list_images(root, what)
-        self.scan_report = scan_images(files, max_pixels) if scan else ScanReport(good=files)
+        if report is None:  # ``report``: a listing (and scan) made elsewhere, e.g. by rank 0 of a DDP job
+            files = list_images(root, what)
+            report = scan_images(files, max_pixels) if scan else ScanReport(good=files)
+        self.scan_report = report
         self.files = self.scan_report.good
-        self.n_listed = len(files)
+        self.n_listed = len(report.good) + len(report.bad)
         self.image_size = image_size
         self.max_pixels = max_pixels
         self.bad_flags = torch.zeros(len(self.files), dtype=torch.bool).share_memory_()
@@ -180,20 +188,31 @@ class PhotoFolder(Dataset):
 class InfiniteSampler(Sampler[int]):
     """Endless stream of indices: epoch ``e`` is a permutation seeded by ``seed + e``.
 
-    ``start`` is the position in that stream (``step * batch_size`` on resume).
+    ``start`` is the position in that stream (``step * batch_size`` on resume, with the global
+    batch size under DDP). ``rank``/``world_size``: this process reads the positions
+    ``start + rank``, ``start + rank + world_size``, ... (DistributedSampler's strided split of
+    each epoch's permutation, without its padding: the stream never ends). So the global batch of
+    step ``s``, stream positions ``[s*B, (s+1)*B)``, is the same set of images for any number of
+    processes; process ``r`` holds the positions ``≡ r (mod world_size)`` of it, and the
+    processes' shards are disjoint.
     """
 
-    def __init__(self, n: int, seed: int = 0, start: int = 0):
+    def __init__(self, n: int, seed: int = 0, start: int = 0, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        if start % world_size:
+            raise ValueError(f"start {start} is not a multiple of world size {world_size}")
         self.n, self.seed, self.start = n, seed, start
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self) -> Iterator[int]:
-        pos = self.start
+        pos = self.start + self.rank
         while True:
             epoch, offset = divmod(pos, self.n)
             perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
-            for i in perm[offset:].tolist():
+            for i in perm[offset :: self.world_size].tolist():
                 yield i
-                pos += 1
+                pos += self.world_size
 
 
 def build_loader(
@@ -203,11 +222,23 @@ def build_loader(
     start_step: int = 0,
     workers: int = 2,
     pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
-    sampler = InfiniteSampler(len(dataset), seed=seed, start=start_step * batch_size)
+    """Batches of the endless seeded stream from step ``start_step``. ``batch_size`` is the GLOBAL
+    batch: under DDP each of the ``world_size`` processes loads ``batch_size // world_size`` images
+    of it (see :class:`InfiniteSampler`)."""
+    if batch_size % world_size:
+        raise ConfigError(
+            f"data.batch_size={batch_size} is the global batch and must be divisible by the number of "
+            f"processes ({world_size})"
+        )
+    sampler = InfiniteSampler(
+        len(dataset), seed=seed, start=start_step * batch_size, rank=rank, world_size=world_size
+    )
     return DataLoader(
         dataset,
-        batch_size=batch_size,
+        batch_size=batch_size // world_size,
         sampler=sampler,
         num_workers=workers,
         pin_memory=pin_memory,
@@ -217,7 +248,13 @@ def build_loader(
 
 
 def fixed_photos(root: str | Path, n: int, size: int, what: str = "data.val_root") -> torch.Tensor:
-    """The first ``n`` readable photos of a folder as one batch (for sample grids and validation)."""
+    """The first ``n`` readable photos of a folder (or of a shard folder) as one batch (for sample
+    grids and validation)."""
+    if is_shard_dir(root):
+        from fast_style.shards import ShardDataset
+
+        shards = ShardDataset(root, size, what=what)
+        return torch.stack([shards[i] for i in range(min(n, len(shards)))])
     out = []
     for path in list_images(root, what):
         try:
@@ -229,3 +266,53 @@ def fixed_photos(root: str | Path, n: int, size: int, what: str = "data.val_root
     if not out:
         raise ConfigError(f"{what}={root}: no readable images")
     return torch.stack(out)
+
+
+def is_shard_dir(path: str | Path | None) -> bool:
+    """A folder written by ``scripts/preprocess.py`` (it holds the shard index)."""
+    from fast_style.shards import INDEX
+
+    return path is not None and (Path(path).expanduser() / INDEX).is_file()
+
+
+@dataclass
+class DataSource:
+    """What a run trains on, resolved once (by rank 0 under DDP) and shared with every process:
+    a photo folder with its scan report, or a shard folder (``scripts/preprocess.py``)."""
+
+    kind: str  # "photos" | "shards"
+    root: str
+    report: ScanReport
+
+    @property
+    def n_listed(self) -> int:
+        return len(self.report.good) + len(self.report.bad)
+
+
+def resolve_training_data(
+    root: str | Path | None,
+    image_size: int,
+    scan: bool = True,
+    shards: str | Path | None = None,
+    max_pixels: int | None = None,
+) -> DataSource:
+    """``shards`` if given, else ``root``: a shard folder (autodetected by its index) or a photo
+    folder, listed and (``scan``) header-checked."""
+    if shards is not None or is_shard_dir(root):
+        from fast_style.shards import ShardDataset
+
+        folder = shards if shards is not None else root
+        dataset = ShardDataset(folder, image_size, what="data.shards" if shards is not None else "data.root")
+        return DataSource("shards", str(folder), dataset.scan_report)
+    files = list_images(root, "data.root")
+    report = scan_images(files, max_pixels) if scan else ScanReport(good=files)
+    return DataSource("photos", str(root), report)
+
+
+def open_training_data(source: DataSource, image_size: int, max_pixels: int | None = None) -> Dataset:
+    """The dataset of a :class:`DataSource`: :class:`PhotoFolder` or :class:`~fast_style.shards.ShardDataset`."""
+    if source.kind == "shards":
+        from fast_style.shards import ShardDataset
+
+        return ShardDataset(source.root, image_size)
+    return PhotoFolder(source.root, image_size, max_pixels=max_pixels, report=source.report)

@@ -9,12 +9,20 @@ that style's own PerceptualLoss (its Grams computed once; one shared loss networ
 order is a pure function of the step and resume stays exact. Samples show one row per style;
 validation losses are the mean over the trained styles. ``cfg.finetune`` adds ``cfg.styles`` to a
 trained multi-style checkpoint by training only the new styles' instance-norm rows.
+
+Distributed (``torchrun --nproc_per_node=N scripts/train.py ...``, see :mod:`fast_style.distributed`):
+the network is wrapped in DistributedDataParallel, ``data.batch_size`` is the GLOBAL batch (each
+process loads ``batch_size / N`` images: its strided share of the same global batch, so results
+match a single process with that batch), and only rank 0 reads checkpoints, scans the data, loads
+the style images (then broadcasts them), logs, draws the progress bar, writes samples, validates
+and saves. Every rank learns of a stop request (SIGINT/SIGTERM to any of them) at the same step.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -29,9 +37,10 @@ import torch
 from tqdm import tqdm
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from fast_style.config import StyleConfig, TrainConfig, resolve_device, style_label, train_config_to_dict
-from fast_style.dashboard import build_logger
-from fast_style.data import PhotoFolder, build_loader, check_bad_fraction, fixed_photos
+from fast_style.config import StyleConfig, TrainConfig, style_label, train_config_to_dict
+from fast_style import distributed
+from fast_style.dashboard import NullLogger, build_logger
+from fast_style.data import build_loader, check_bad_fraction, fixed_photos, open_training_data, resolve_training_data
 from fast_style.errors import CheckpointError, ConfigError, FastStyleError
 from fast_style.images import image_grid, load_image, resize_long_side, save_image, to_tensor
 from fast_style.losses import LossTerms, PerceptualLoss
@@ -55,6 +64,8 @@ class TrainResult:
     # training files skipped as unreadable (header scan + lazily while decoding), with reasons
     bad_files: list[tuple[Path, str]] = field(default_factory=list)
     rollbacks: int = 0  # times a non-finite loss sent the run back to its last good checkpoint
+    rank: int = 0  # this process's rank in a torchrun job (0 when not distributed)
+    world_size: int = 1
 
 
 class StopRequest:
@@ -187,11 +198,39 @@ def load_finetune_base(cfg: TrainConfig) -> dict[str, Any]:
     return base
 
 
+# Test hook: when set, every rank writes its final weights to <dir>/rank<N>.pt (DDP replica check).
+DUMP_WEIGHTS_ENV = "FAST_STYLE_DUMP_WEIGHTS"
+
+
 def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], None] | None = None) -> TrainResult:
     """Train one style network (or one multi-style network); returns where the final checkpoint
-    went and the loss history."""
+    went and the loss history.
+
+    Under torchrun (``WORLD_SIZE`` > 1) this joins the process group (initialising it unless the
+    caller did, and then destroying it at the end), trains data-parallel and returns the same
+    result on every rank; ``logger`` and ``on_log`` are used on rank 0 only.
+    """
     cfg.validate()
-    device = resolve_device(cfg.device)
+    ctx = distributed.setup(cfg.device, cfg.trainer.ddp_backend, cfg.data.batch_size)
+    try:
+        if ctx.enabled:
+            # hydra names the run dir by the clock on each rank: rank 0's names win everywhere
+            run_dir, run_name, ckpt_out = ctx.broadcast((cfg.run_dir, cfg.run_name, cfg.ckpt_out))
+            cfg = replace(cfg, run_dir=run_dir, run_name=run_name, ckpt_out=ckpt_out)
+            if not ctx.is_main:
+                logger, on_log = NullLogger(), None
+        result = _train(cfg, ctx, logger, on_log)
+        ctx.barrier()  # rank 0's final checkpoint is on disk before any rank returns
+        return result
+    finally:
+        ctx.close()
+
+
+def _train(
+    cfg: TrainConfig, ctx: distributed.Distributed, logger: Any, on_log: Callable[[int, dict], None] | None
+) -> TrainResult:
+    device = ctx.device
+    main = ctx.is_main
     torch.manual_seed(cfg.seed)
     run_dir = Path(cfg.run_dir)
     ckpt_dir = run_dir / "checkpoints"
@@ -199,38 +238,54 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
     ckpt_out = Path(cfg.ckpt_out or f"checkpoints/{label}.pt")
 
     # Everything that can fail on a user mistake happens before the first step.
-    resume_state = None
-    if cfg.resume:
-        resume_path = (
-            find_latest_checkpoint(run_dir.parent, label) if cfg.resume == "auto" else Path(cfg.resume)
-        )
-        if resume_path is None:
+    # Under DDP, files are read by rank 0 only (ctx.on_main) and what they hold is broadcast.
+    def load_resume() -> tuple[Path, dict[str, Any]] | None:
+        if not cfg.resume:
+            return None
+        path = find_latest_checkpoint(run_dir.parent, label) if cfg.resume == "auto" else Path(cfg.resume)
+        if path is None:
             raise ConfigError(f"resume=auto: no checkpoint of style {label!r} under {run_dir.parent}")
-        resume_state = load_checkpoint(resume_path)
-        if "optimizer" not in resume_state:
-            raise CheckpointError(f"{resume_path}: holds no optimizer state; it cannot be resumed")
-        log.info("resuming from %s at step %d", resume_path, resume_state["step"])
-    base = load_finetune_base(cfg) if cfg.finetune else None
+        state = load_checkpoint(path)
+        if "optimizer" not in state:
+            raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
+        return path, state
+
+    resume_state = None
+    resumed = ctx.on_main(load_resume)
+    if resumed is not None:
+        resume_path, resume_state = resumed
+        if main:
+            log.info("resuming from %s at step %d", resume_path, resume_state["step"])
+    base = ctx.on_main(lambda: load_finetune_base(cfg)) if cfg.finetune else None
     old_names = [str(n) for n in base["styles"]] if base else []
     # The style images first: a missing one must not wait for a scan of 80k photos.
-    targets = load_style_targets(cfg, first_index=len(old_names))
+    targets = ctx.on_main(lambda: load_style_targets(cfg, first_index=len(old_names)))
     names = old_names + [t.config.name for t in targets]
     if len(names) > 1:
         label = "+".join(names)
-    dataset = PhotoFolder(cfg.data.root, cfg.data.image_size, scan=cfg.data.scan)
-    bad_files: list[tuple[Path, str]] = list(dataset.scan_report.bad)
-    for path, reason in bad_files:
-        log.warning("skipping unreadable training image %s: %s", path, reason)
-    # Before any style image, model or GPU work: a mostly broken folder costs seconds, not hours.
-    check_bad_fraction(len(bad_files), dataset.n_listed, cfg.data.max_bad_fraction)
+
+    def scan_data():  # a photo folder (header scan) or a shard folder (data.shards / autodetected)
+        source = resolve_training_data(cfg.data.root, cfg.data.image_size, cfg.data.scan, cfg.data.shards)
+        for path, reason in source.report.bad:
+            log.warning("skipping unreadable training image %s: %s", path, reason)
+        # Before any model or GPU work: a mostly broken folder costs seconds, not hours.
+        check_bad_fraction(len(source.report.bad), source.n_listed, cfg.data.max_bad_fraction)
+        return source
+
+    source = ctx.on_main(scan_data)
+    dataset = open_training_data(source, cfg.data.image_size)
+    bad_files: list[tuple[Path, str]] = list(source.report.bad)
     steps = cfg.trainer.steps
     if cfg.trainer.epochs is not None:
         steps = cfg.trainer.epochs * len(dataset) // cfg.data.batch_size
-    preview_root = cfg.data.val_root or cfg.data.root
-    sample_photos = fixed_photos(preview_root, cfg.data.n_samples, cfg.data.image_size).to(device)
-    val_photos = (
-        fixed_photos(cfg.data.val_root, cfg.data.n_val, cfg.data.image_size).to(device) if cfg.data.val_root else None
-    )
+    sample_photos = val_photos = None
+    if main:
+        preview_root = cfg.data.val_root or cfg.data.shards or cfg.data.root
+        sample_photos = fixed_photos(preview_root, cfg.data.n_samples, cfg.data.image_size).to(device)
+        val_photos = (
+            fixed_photos(cfg.data.val_root, cfg.data.n_val, cfg.data.image_size).to(device)
+            if cfg.data.val_root else None
+        )
 
     if base is not None:
         model = extend_styles(model_from_checkpoint(base), len(targets)).to(device)
@@ -257,15 +312,30 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
         torch.set_rng_state(resume_state["rng"]["cpu"])
         if device.type == "cuda" and resume_state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(resume_state["rng"]["cuda"], device)
+    # DDP: gradients averaged over the processes after backward (each rank's loss is the mean
+    # over its share of the global batch, so the average is the global batch's gradient).
+    # Instance norm has no batch statistics, so nothing else needs synchronising.
+    net: torch.nn.Module = model
+    if ctx.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
-    loader = build_loader(
-        dataset,
-        cfg.data.batch_size,
-        seed=cfg.seed,
-        start_step=step,
-        workers=cfg.data.workers,
-        pin_memory=cfg.data.pin_memory and device.type == "cuda",
-    )
+    def make_loader(start_step: int) -> Any:
+        return build_loader(
+            dataset,
+            cfg.data.batch_size,
+            seed=cfg.seed,
+            start_step=start_step,
+            workers=cfg.data.workers,
+            pin_memory=cfg.data.pin_memory and device.type == "cuda",
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+        )
+
+    loader = make_loader(step)
+    if logger is None and not main:
+        logger = NullLogger()
     if logger is None:
         logger = build_logger(
             cfg.logger.kind, server=cfg.logger.server, port=cfg.logger.port, env=cfg.logger.env or cfg.run_name
@@ -290,6 +360,8 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
         }
 
     def save_samples(at_step: int) -> None:
+        if not main:
+            return
         model.eval()
         with torch.no_grad():  # one row per style of the network
             rows = [model(sample_photos, i) for i in range(len(names))] if len(names) > 1 else [model(sample_photos)]
@@ -298,16 +370,20 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
         save_image(grid, run_dir / "samples" / f"step_{at_step:06d}.png")
         logger.log_image("samples", grid, caption=f"step {at_step}")
 
-    result = TrainResult(checkpoint=ckpt_out, step=step, bad_files=bad_files)
+    result = TrainResult(
+        checkpoint=ckpt_out, step=step, bad_files=bad_files, rank=ctx.rank, world_size=ctx.world_size
+    )
     reported_bad: set[Path] = {p for p, _ in bad_files}
 
     def report_new_bad_files() -> None:
         """List files that failed to decode (in any DataLoader worker) once, and stop when too many."""
+        ctx.union_(dataset.bad_flags)  # DDP: every rank decodes its own share; all agree on the list
         for path in dataset.bad_files():
             if path not in reported_bad:
                 reported_bad.add(path)
                 bad_files.append((path, "could not be decoded"))
-                log.warning("skipping unreadable training image %s: could not be decoded", path)
+                if main:
+                    log.warning("skipping unreadable training image %s: could not be decoded", path)
         check_bad_fraction(len(bad_files), dataset.n_listed, cfg.data.max_bad_fraction)
 
     def finite_weights() -> bool:
@@ -327,7 +403,7 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
                 f"{cfg.trainer.max_rollbacks}, lr now {optimizer.param_groups[0]['lr']:.3g}); lower "
                 f"trainer.lr or the loss weights; last good checkpoint: {good_ckpt}"
             )
-        good = load_checkpoint(good_ckpt)
+        good = ctx.on_main(lambda: load_checkpoint(good_ckpt))
         lrs = [group["lr"] for group in optimizer.param_groups]  # lowered again on every rollback
         model.load_state_dict(good["model"])
         optimizer.load_state_dict(good["optimizer"])
@@ -340,33 +416,41 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
         result.rollbacks += 1
         result.history[:] = [h for h in result.history if h[0] <= back_to]
         result.val_history[:] = [h for h in result.val_history if h[0] <= back_to]
-        log.warning(
-            "%s at step %d: rolled back to %s (step %d) with lr %.3g (rollback %d of %d)",
-            why, at_step, good_ckpt, back_to, optimizer.param_groups[0]["lr"], result.rollbacks,
-            cfg.trainer.max_rollbacks,
-        )
-        data_iter = iter(build_loader(
-            dataset, cfg.data.batch_size, seed=cfg.seed, start_step=back_to, workers=cfg.data.workers,
-            pin_memory=cfg.data.pin_memory and device.type == "cuda",
-        ))
+        if main:
+            log.warning(
+                "%s at step %d: rolled back to %s (step %d) with lr %.3g (rollback %d of %d)",
+                why, at_step, good_ckpt, back_to, optimizer.param_groups[0]["lr"], result.rollbacks,
+                cfg.trainer.max_rollbacks,
+            )
+        data_iter = iter(make_loader(back_to))
         sums.zero_()
         n_in_interval = 0
         return back_to
-    log.info(
-        "training %s%s: %d images, %d steps, batch %d, %d px, loss net %s (%s), device %s, run dir %s",
-        label, f" (fine-tuning {len(targets)} new style(s) into {cfg.finetune})" if base else "", len(dataset), steps, cfg.data.batch_size, cfg.data.image_size,
-        cfg.loss_net.name, cfg.loss_net.weights, device, run_dir,
-    )
+    if main:
+        log.info(
+            "training %s%s: %d images%s, %d steps, batch %d, %d px, loss net %s (%s), device %s, run dir %s",
+            label, f" (fine-tuning {len(targets)} new style(s) into {cfg.finetune})" if base else "", len(dataset),
+            " (shards)" if source.kind == "shards" else "", steps, cfg.data.batch_size, cfg.data.image_size,
+            cfg.loss_net.name, cfg.loss_net.weights, device, run_dir,
+        )
+        if ctx.enabled:
+            log.info(
+                "distributed: %d processes (%s), %d images per process per step",
+                ctx.world_size, torch.distributed.get_backend(), cfg.data.batch_size // ctx.world_size,
+            )
     sums = torch.zeros(len(TERMS), device=device)
     n_in_interval = 0
     t_interval = time.perf_counter()
     model.train()
     data_iter = iter(loader)
-    with StopRequest() as stop, tqdm(total=steps, initial=step, desc=label, unit="step", dynamic_ncols=True) as bar:
-        while step < steps and not stop.requested:
+    stopping = False  # a stop request seen by this process or (DDP) by any other
+    with StopRequest() as stop, tqdm(
+        total=steps, initial=step, desc=label, unit="step", dynamic_ncols=True, disable=not main
+    ) as bar:
+        while step < steps and not stopping:
             photos = next(data_iter).to(device, non_blocking=True)
             target = targets[step % len(targets)]  # a pure function of the step: resume stays exact
-            terms = target.criterion(model(photos, target.index), photos)
+            terms = target.criterion(net(photos, target.index), photos)
             optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             optimizer.step()
@@ -374,9 +458,11 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
             sums += torch.stack([t.detach() for t in terms])
             n_in_interval += 1
             bar.update(1)
+            stopping = ctx.any(stop.requested)  # DDP: one CPU all-reduce, so all ranks stop together
 
             last = step == steps
-            if step % cfg.trainer.log_every == 0 or last or stop.requested:
+            if step % cfg.trainer.log_every == 0 or last or stopping:
+                ctx.mean_(sums)  # DDP: mean over the processes = the global batch's mean
                 means = _mean_terms(sums, n_in_interval)  # the one host sync per interval
                 elapsed = time.perf_counter() - t_interval
                 if not all(math.isfinite(v) for v in means.values()):
@@ -390,9 +476,10 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
                 ips = n_in_interval * cfg.data.batch_size / max(elapsed, 1e-9)
                 result.history.append((step, means))
                 bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()} | {"img/s": f"{ips:.1f}"})
-                log.info(
-                    "step %d  %s  img/s %.1f", step, "  ".join(f"{k} {v:.5g}" for k, v in means.items()), ips
-                )
+                if main:
+                    log.info(
+                        "step %d  %s  img/s %.1f", step, "  ".join(f"{k} {v:.5g}" for k, v in means.items()), ips
+                    )
                 logger.log_losses(step, means, split="train")
                 logger.log_scalar("lr", step, optimizer.param_groups[0]["lr"])
                 logger.log_scalar("images_per_s", step, ips)
@@ -403,7 +490,7 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
                 t_interval = time.perf_counter()
             if step % cfg.trainer.sample_every == 0 or last:
                 save_samples(step)
-            if val_photos is not None and (step % cfg.trainer.val_every == 0 or last):
+            if main and val_photos is not None and (step % cfg.trainer.val_every == 0 or last):
                 model.eval()
                 per_style = [
                     validation_losses(model, t.criterion, val_photos, cfg.data.batch_size, t.index) for t in targets
@@ -421,22 +508,30 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
                     bar.n = step
                     bar.refresh()
                     continue
-                good_ckpt = save_checkpoint(state(step), ckpt_dir / "last.pt")
+                good_ckpt = ckpt_dir / "last.pt"
+                if main:
+                    save_checkpoint(state(step), good_ckpt)
 
     result.step = step
     report_new_bad_files()
-    if bad_files:
+    if bad_files and main:
         log.warning(
             "%d of %d training image(s) were skipped as unreadable: %s", len(bad_files), dataset.n_listed,
             ", ".join(str(p) for p, _ in bad_files),
         )
-    if stop.requested and step < steps:
+    if stopping and step < steps:
         result.interrupted = True
-        result.checkpoint = save_checkpoint(state(step), ckpt_dir / "last.pt")
-        log.warning("interrupted at step %d; checkpoint saved to %s", step, result.checkpoint)
+        result.checkpoint = ckpt_dir / "last.pt"
+        if main:
+            save_checkpoint(state(step), result.checkpoint)
+            log.warning("interrupted at step %d; checkpoint saved to %s", step, result.checkpoint)
     else:
-        save_checkpoint(state(step), ckpt_dir / "last.pt")
-        result.checkpoint = save_checkpoint(state(step), ckpt_out)
-        log.info("saved %s (step %d)", result.checkpoint, step)
+        result.checkpoint = ckpt_out
+        if main:
+            save_checkpoint(state(step), ckpt_dir / "last.pt")
+            save_checkpoint(state(step), ckpt_out)
+            log.info("saved %s (step %d)", result.checkpoint, step)
     logger.close()
+    if os.environ.get(DUMP_WEIGHTS_ENV):
+        torch.save(model.state_dict(), Path(os.environ[DUMP_WEIGHTS_ENV]) / f"rank{ctx.rank}.pt")
     return result

@@ -2,8 +2,13 @@
 
 Multi-style: ``model=multistyle styles=[starry_night,the_scream]``; add a style to such a network:
 ``finetune=checkpoints/starry_night+the_scream.pt styles=[candy]``.
+
+Several GPUs (or processes): ``torchrun --nproc_per_node=4 scripts/train.py ... data.batch_size=16``
+(``data.batch_size`` is the global batch). Only rank 0 writes the run dir, log, samples and
+checkpoints and prints; the other ranks run hydra with no output dir, no config copy and no log file.
 """
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -14,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fast_style.cli import run_hydra_main, user_errors
 from fast_style.config import named_style_configs, train_config_from_dict
+from fast_style.distributed import launched_rank, launched_world_size
 from fast_style.train import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -26,6 +32,26 @@ def _style_label(name: str, styles: list) -> str:
 # ${style_label:${style.name},${styles}} in train.yaml: the run/checkpoint name
 OmegaConf.register_new_resolver("style_label", _style_label, replace=True)
 
+# Ranks > 0 of a torchrun job write nothing: no run dir (their clock may name another one), no
+# .hydra/ copy, no train.log (console warnings only). train() takes rank 0's run dir.
+WORKER_OVERRIDES = [
+    "hydra.run.dir=.",
+    "hydra.output_subdir=null",
+    "~hydra.job_logging.handlers.file",
+    "hydra.job_logging.root.handlers=[console]",
+]
+
+
+def resume_command(overrides: list[str], checkpoint: str) -> str:
+    """The command line that continues this run (under torchrun when this is a torchrun job)."""
+    args = [*overrides, f"resume={checkpoint}"]
+    if launched_world_size() > 1:
+        local = os.environ.get("LOCAL_WORLD_SIZE", str(launched_world_size()))
+        nodes = int(launched_world_size()) // max(int(local), 1)
+        launcher = ["torchrun", f"--nproc_per_node={local}", *([f"--nnodes={nodes}"] if nodes > 1 else [])]
+        return shlex.join([*launcher, "scripts/train.py", *args])
+    return shlex.join([sys.executable, "scripts/train.py", *args])
+
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> None:
@@ -35,6 +61,8 @@ def main(cfg: DictConfig) -> None:
         # multi-style: names -> each style's own configs/style/<name>.yaml (url, size, weights)
         values["styles"] = named_style_configs(values["styles"] or [], CONFIGS / "style", values.pop("styles_dir"))
         result = train(train_config_from_dict(values))
+    if result.rank != 0:
+        return  # rank 0 reports for the whole job
     if result.bad_files:
         shown = "\n".join(f"  {path}: {reason}" for path, reason in result.bad_files[:20])
         more = f"\n  ... and {len(result.bad_files) - 20} more (all listed in train.log)" if len(result.bad_files) > 20 else ""
@@ -44,11 +72,13 @@ def main(cfg: DictConfig) -> None:
               file=sys.stderr)
     if result.interrupted:
         overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
-        command = shlex.join([sys.executable, "scripts/train.py", *overrides, f"resume={result.checkpoint}"])
+        command = resume_command(overrides, str(result.checkpoint))
         print(f"stopped at step {result.step}; checkpoint {result.checkpoint}\nresume with:\n  {command}")
     else:
         print(f"saved {result.checkpoint} (step {result.step})")
 
 
 if __name__ == "__main__":
+    if launched_world_size() > 1 and launched_rank() > 0:
+        sys.argv[1:] = [*sys.argv[1:], *WORKER_OVERRIDES]
     run_hydra_main(main)

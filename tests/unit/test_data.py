@@ -59,3 +59,42 @@ def test_loader_resumes_at_the_same_batch(tiny_photos):
 def test_fixed_photos(tiny_photos):
     batch = fixed_photos(tiny_photos, 3, 24)
     assert batch.shape == (3, 3, 24, 24)
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 4])
+def test_ranks_split_each_global_batch_whatever_the_world_size(world_size):
+    """DDP: process r reads the stream positions = r (mod world size), so the global batch of every
+    step (positions [s*B, (s+1)*B)) is the same set of images for 1, 2 or 4 processes, and the
+    processes' shares are disjoint; resume starts every rank at step * global batch."""
+    n, batch, steps = 7, 4, 6
+    stream = list(itertools.islice(iter(InfiniteSampler(n, seed=5)), steps * batch))
+    for start_step in (0, 2):
+        shares = [
+            list(itertools.islice(
+                iter(InfiniteSampler(n, seed=5, start=start_step * batch, rank=r, world_size=world_size)),
+                (steps - start_step) * batch // world_size,
+            ))
+            for r in range(world_size)
+        ]
+        per = batch // world_size
+        for s in range(start_step, steps):
+            local = [share[(s - start_step) * per : (s - start_step + 1) * per] for share in shares]
+            for r in range(world_size):
+                assert local[r] == [stream[s * batch + r + world_size * k] for k in range(per)]
+            assert sorted(sum(local, [])) == sorted(stream[s * batch : (s + 1) * batch])
+
+
+def test_global_batch_must_split_evenly(tiny_photos, monkeypatch):
+    from fast_style import distributed
+
+    ds = PhotoFolder(tiny_photos, image_size=16)
+    with pytest.raises(ConfigError, match="global batch"):
+        build_loader(ds, batch_size=4, seed=0, workers=0, rank=0, world_size=3)
+    monkeypatch.setenv("WORLD_SIZE", "3")  # checked before any process group is joined
+    with pytest.raises(ConfigError, match="divisible by the number of processes"):
+        distributed.setup("cpu", "auto", batch_size=4)
+    with pytest.raises(ConfigError, match="ddp_backend"):
+        distributed.setup("cpu", "mpi", batch_size=3)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    ctx = distributed.setup("cpu", "auto", batch_size=4)
+    assert not ctx.enabled and ctx.is_main and ctx.any(True) and ctx.broadcast(3) == 3

@@ -1,0 +1,267 @@
+"""Pre-resized uint8 shards: decode and resize every training photo once, so training reads no JPEGs.
+
+    python scripts/preprocess.py data.root=/data/coco/train2014 out=/data/coco/shards256 data.image_size=256
+    python scripts/train.py data.root=/data/coco/shards256 ...      # autodetected (or data.shards=...)
+
+Each image is stored exactly as the JPEG path hands it to the network: short side resized to
+``image_size`` (PIL bicubic) and a centre square crop (:func:`fast_style.data.crop_image`), as
+uint8 in NCHW order. The training crop is deterministic (no random crop or flip), so nothing is
+lost by storing the crop itself: a shard image divided by 255 is bit-identical to
+:func:`fast_style.data.load_crop` of its source. A different ``data.image_size`` needs its own
+shards (training refuses a mismatch).
+
+Layout of the output folder::
+
+    index.json          format/version, image_size, layout, source root, the source path of every
+                        stored image (in order), the files skipped as unreadable (with reasons),
+                        and the shard files with their image counts
+    images-00000.npy    (count, 3, image_size, image_size) uint8, read with np.load(mmap_mode="r")
+    images-00001.npy    ...
+
+``index.json`` is written last and atomically: a folder without it is an interrupted run.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import multiprocessing
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from fast_style.data import ScanReport, check_bad_fraction, crop_image, list_images
+from fast_style.errors import ConfigError, ImageError
+from fast_style.fileio import atomic_write
+
+log = logging.getLogger(__name__)
+
+FORMAT = "fast-style-shards"
+VERSION = 1
+INDEX = "index.json"
+LAYOUT = "NCHW uint8"
+CROP = "short side resized to image_size (PIL bicubic), centre square crop (as data.load_crop)"
+
+
+@dataclass
+class PreprocessReport:
+    out: Path
+    image_size: int
+    n_images: int
+    n_listed: int
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    shards: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+
+def _crop_uint8(job: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
+    """One photo as a (3, size, size) uint8 array, or the reason it cannot be read (runs in a pool)."""
+    path, size = job
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = crop_image(Path(path), size)
+        return np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)), None
+    except (ImageError, OSError, ValueError, SyntaxError) as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return None, text[:200]
+
+
+def shard_name(i: int) -> str:
+    return f"images-{i:05d}.npy"
+
+
+def preprocess(
+    root: str | Path,
+    out: str | Path,
+    image_size: int = 256,
+    shard_size: int = 1024,
+    workers: int | None = None,
+    max_bad_fraction: float = 0.01,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PreprocessReport:
+    """Turn a photo folder (searched recursively, like training) into shards; see the module docstring.
+
+    Unreadable files (corrupt, truncated, not images) are skipped, counted and listed in the
+    index; more than ``max_bad_fraction`` of them is an error (a wrong folder, a broken download).
+    ``workers``: decoding processes (default: all cores; 0 = in this process).
+    """
+    if not isinstance(image_size, int) or image_size <= 0 or image_size % 4:
+        raise ConfigError(f"data.image_size must be a positive multiple of 4, got {image_size!r}")
+    if not isinstance(shard_size, int) or shard_size <= 0:
+        raise ConfigError(f"shard_size must be a positive integer, got {shard_size!r}")
+    t0 = time.perf_counter()
+    files = list_images(root, "data.root")
+    out = Path(out).expanduser()
+    if (out / INDEX).exists() and not overwrite:
+        raise ConfigError(f"out={out}: already holds shards ({INDEX}); pass overwrite=true to replace them")
+    if out.resolve() == Path(root).expanduser().resolve():
+        raise ConfigError("out= must not be the photo folder itself")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / INDEX).unlink(missing_ok=True)  # from here on the folder is "interrupted" until the end
+    for old in out.glob("images-*.npy"):
+        old.unlink()
+
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    jobs = [(str(p), image_size) for p in files]
+    sources: list[str] = []
+    skipped: list[tuple[Path, str]] = []
+    shards: list[dict[str, Any]] = []
+    buffer = np.empty((min(shard_size, len(files)), 3, image_size, image_size), dtype=np.uint8)
+    filled = 0
+    total_bytes = 0
+
+    def flush() -> None:
+        nonlocal filled, total_bytes
+        if filled:
+            path = out / shard_name(len(shards))
+            np.save(path, buffer[:filled])
+            total_bytes += path.stat().st_size
+            shards.append({"file": path.name, "count": filled})
+            filled = 0
+
+    pool = multiprocessing.get_context().Pool(workers) if workers > 0 else None
+    try:
+        results = pool.imap(_crop_uint8, jobs, chunksize=8) if pool else map(_crop_uint8, jobs)
+        for (path, _), (array, reason) in tqdm(
+            zip(jobs, results), total=len(jobs), desc="preprocess", unit="img", disable=not progress
+        ):
+            if array is None:
+                skipped.append((Path(path), reason or "unreadable"))
+                log.warning("skipping unreadable image %s: %s", path, reason)
+                continue
+            buffer[filled] = array
+            filled += 1
+            sources.append(path)
+            if filled == len(buffer):
+                flush()
+        flush()
+    finally:
+        if pool is not None:
+            pool.terminate()
+    check_bad_fraction(len(skipped), len(files), max_bad_fraction)
+    if not sources:
+        raise ConfigError(f"data.root={root}: no readable images")
+    index = {
+        "format": FORMAT,
+        "version": VERSION,
+        "image_size": image_size,
+        "layout": LAYOUT,
+        "crop": CROP,
+        "root": str(Path(root).expanduser().resolve()),
+        "count": len(sources),
+        "n_listed": len(files),
+        "shards": shards,
+        "sources": sources,
+        "skipped": [{"path": str(p), "reason": r} for p, r in skipped],
+    }
+    with atomic_write(out / INDEX) as f:
+        f.write(json.dumps(index, indent=1).encode())
+    umask = os.umask(0)
+    os.umask(umask)
+    (out / INDEX).chmod(0o666 & ~umask)  # like the shards (np.save), not the temp file's 0600
+    return PreprocessReport(
+        out=out, image_size=image_size, n_images=len(sources), n_listed=len(files), skipped=skipped,
+        shards=len(shards), bytes=total_bytes, seconds=time.perf_counter() - t0,
+    )
+
+
+def read_index(folder: str | Path, what: str = "data.shards") -> dict[str, Any]:
+    """The checked index of a shard folder; every way it can be wrong is one ConfigError line."""
+    folder = Path(folder).expanduser()
+    path = folder / INDEX
+    if not path.is_file():
+        raise ConfigError(
+            f"{what}={folder}: no {INDEX}; not a shard folder (make one with scripts/preprocess.py, "
+            "or an earlier run was interrupted)"
+        )
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: not a readable shard index ({e})") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise ConfigError(f"{path}: not a fast-style shard index")
+    if index.get("version") != VERSION or index.get("layout") != LAYOUT:
+        raise ConfigError(f"{path}: shard format version {index.get('version')} is not supported ({VERSION})")
+    counts = sum(int(s["count"]) for s in index["shards"])
+    if counts != len(index["sources"]) or counts != index["count"]:
+        raise ConfigError(f"{path}: inconsistent index ({counts} images in shards, {len(index['sources'])} sources)")
+    return index
+
+
+class ShardDataset(Dataset):
+    """The images of a shard folder as (3, S, S) float tensors in [0, 1], like :class:`PhotoFolder`.
+
+    Shards are memory-mapped lazily in each process (DataLoader workers included), so the dataset
+    pickles small and reads only the pages it touches. ``files`` are the source paths (for
+    reports); nothing here is decoded, so ``bad_files()`` is always empty: preprocessing skipped
+    and listed the unreadable photos.
+    """
+
+    def __init__(self, folder: str | Path, image_size: int | None = None, what: str = "data.shards"):
+        self.folder = Path(folder).expanduser()
+        index = read_index(self.folder, what)
+        self.image_size = int(index["image_size"])
+        if image_size is not None and image_size != self.image_size:
+            raise ConfigError(
+                f"{what}={folder}: shards were made at {self.image_size} px but data.image_size={image_size}; "
+                f"train with data.image_size={self.image_size} or preprocess again at {image_size}"
+            )
+        self.index = index
+        self.files = [Path(p) for p in index["sources"]]
+        self.n_listed = len(self.files)
+        self.scan_report = ScanReport(good=list(self.files))
+        self.bad_flags = torch.zeros(len(self.files), dtype=torch.bool)
+        self._names = [s["file"] for s in index["shards"]]
+        self._ends = np.cumsum([int(s["count"]) for s in index["shards"]]).tolist()
+        self._arrays: list[np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _open(self) -> list[np.ndarray]:
+        arrays = []
+        shape = (3, self.image_size, self.image_size)
+        for name, start, end in zip(self._names, [0, *self._ends[:-1]], self._ends):
+            try:
+                array = np.load(self.folder / name, mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"{self.folder / name}: unreadable shard ({e})") from None
+            if array.dtype != np.uint8 or array.shape != (end - start, *shape):
+                raise ConfigError(
+                    f"{self.folder / name}: holds {array.dtype} {array.shape}, the index says uint8 "
+                    f"{(end - start, *shape)}; preprocess again"
+                )
+            arrays.append(array)
+        return arrays
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if self._arrays is None:
+            self._arrays = self._open()
+        if not 0 <= index < len(self.files):
+            raise IndexError(index)
+        k = bisect.bisect_right(self._ends, index)
+        local = index - (self._ends[k - 1] if k else 0)
+        pixels = torch.from_numpy(np.array(self._arrays[k][local]))
+        # exactly torchvision's to_tensor of the PIL crop: uint8 -> default float, / 255
+        return pixels.to(dtype=torch.get_default_dtype()).div(255)
+
+    def bad_files(self) -> list[Path]:
+        return []
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_arrays"] = None  # memory maps are reopened in the receiving process
+        return state
