@@ -81,6 +81,11 @@ class TrainerConfig:
     max_rollbacks: int = 3  # non-finite loss: reload the last good checkpoint at most this often
     rollback_lr_factor: float = 0.5  # ... and multiply the learning rate by this each time
     ddp_backend: str = "auto"  # torchrun jobs: auto (nccl on CUDA, gloo on CPU) | nccl | gloo
+    # speed (docs/PERFORMANCE.md): torch.compile of the forward+loss (cold compile printed apart),
+    # bf16 autocast (instance-norm statistics and Grams stay fp32), channels_last memory format
+    compile: bool = False
+    amp: str = "none"  # none | bf16
+    channels_last: bool = False
 
 
 @dataclass
@@ -148,6 +153,11 @@ class TrainConfig:
             raise ConfigError(
                 f"trainer.rollback_lr_factor must be in (0, 1], got {self.trainer.rollback_lr_factor!r}"
             )
+        for key in ("compile", "channels_last"):
+            if not isinstance(getattr(self.trainer, key), bool):
+                raise ConfigError(f"trainer.{key} must be true or false, got {getattr(self.trainer, key)!r}")
+        if self.trainer.amp not in ("none", "bf16"):
+            raise ConfigError(f"trainer.amp={self.trainer.amp!r}: choose none or bf16")
         if self.finetune and not self.styles:
             raise ConfigError("finetune= needs the new style(s) to add: styles=[name, ...]")
         if self.styles and len(self.styles) < 2 and not self.finetune:
