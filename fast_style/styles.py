@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from fast_style.color import color_stats, match_color_stats
-from fast_style.data import list_images
+from fast_style.data import is_shard_dir, list_images
 from fast_style.errors import ConfigError, ImageError
 from fast_style.fileio import atomic_write
 from fast_style.images import load_image, resize_long_side, to_tensor
@@ -92,6 +92,14 @@ def photo_color_stats(
     """RGB mean and covariance of the pixels of ``n`` photos of a folder (a seeded sample, each
     resized to long side ``size``; unreadable files are skipped). What "the training photos'
     colours" means for a network that sees thousands of them."""
+    if is_shard_dir(root):  # preprocessed shards (scripts/preprocess.py): the stored crops
+        from fast_style.shards import ShardDataset
+
+        shards = ShardDataset(root, what="data.root")
+        picks = sorted(random.Random(seed).sample(range(len(shards)), min(n, len(shards))))
+        if not picks:
+            raise ConfigError(f"style.preserve_color: no photos in the shards at {root}")
+        return color_stats(shards[i] for i in picks)
     files = list_images(root)
     sample = sorted(random.Random(seed).sample(files, min(n, len(files))))
 
@@ -126,6 +134,6 @@ def match_training_colors(targets: Sequence[Any], cfg: Any) -> None:
                 "preserve_color=luminance"
             )
         if stats is None:
-            stats = photo_color_stats(cfg.data.root, seed=cfg.seed)
+            stats = photo_color_stats(getattr(cfg.data, "shards", None) or cfg.data.root, seed=cfg.seed)
         t.image = match_color_stats(t.image, *stats)
         log.info("style %s: colours matched to the training photos (style.preserve_color=%s)", t.config.name, mode)

@@ -124,3 +124,15 @@ def test_preprocess_cli(tmp_path, photos):
     assert "skipped 1 of 13 file(s) as unreadable" in result.stderr and "broken.jpg" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli"]  # no hydra output dir
     assert torch.equal(ShardDataset(out, 32)[0], load_crop(ShardDataset(out).files[0], 32))
+
+
+def test_colour_statistics_for_preserve_color_read_the_shards(photos, shards):
+    """style.preserve_color=histogram on a shard root: the photos' colour statistics come from the
+    stored crops (no JPEG listing), and agree with the same photos read from the folder."""
+    from fast_style.styles import photo_color_stats
+
+    mean_s, cov_s = photo_color_stats(shards, n=12)
+    mean_j, cov_j = photo_color_stats(photos, n=13, size=SIZE)  # the JPEGs (broken.jpg skipped)
+    assert torch.allclose(mean_s, mean_j, atol=0.02)  # crops vs whole photos: close, not equal
+    assert torch.allclose(cov_s, cov_j, atol=0.01)
+    assert mean_s.std() > 0.005  # real, coloured statistics, not a constant
