@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
 from fast_style.color import MODES as COLOR_MODES
@@ -18,6 +22,7 @@ from fast_style.config import resolve_device
 from fast_style.errors import ConfigError, FastStyleError, ImageError
 from fast_style.images import is_image_file, load_image, save_image, scale_image, to_pil, to_tensor
 from fast_style.models import ImageTransformNet
+from fast_style.tiling import MIN_TILE, stylize_tiled
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,10 @@ class Stylizer:
     ``preserve_color`` = ``luminance`` keeps the photo's chroma, ``histogram`` pulls the output's
     colour distribution back to the photo's (see :mod:`fast_style.color`). For multi-style
     checkpoints, ``style_weights`` selects or mixes the styles (see :meth:`from_checkpoint`).
+
+    ``tile_size`` (pixels, >= 64) runs images with a side longer than that in tiles of about that
+    size, with whole-image instance-norm statistics (:mod:`fast_style.tiling`): the same output
+    as one pass, with activation memory set by the tile instead of the image.
     """
 
     def __init__(
@@ -43,11 +52,13 @@ class Stylizer:
         strength: float = 1.0,
         preserve_color: str | None = None,
         style_weights: torch.Tensor | None = None,
+        tile_size: int | None = None,
     ):
         if not 0.0 <= strength <= 1.0:
             raise ConfigError(f"strength must be in [0, 1], got {strength!r}")
         if preserve_color not in (None, *COLOR_MODES):
             raise ConfigError(f"preserve_color={preserve_color!r}: choose {' or '.join(COLOR_MODES)} (or null)")
+        self.tile_size = check_tile_size(tile_size)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
         self.style = style
@@ -97,7 +108,12 @@ class Stylizer:
         """Network + options on a (B, 3, H, W) batch; ``model`` swaps in a variant of the network
         (the video path's temporally smoothed copy) while keeping every option."""
         x = batch.to(self.device, dtype=torch.float32)
-        y = (model or self.model).stylize(x, self.style_weights)
+        h, w = x.shape[-2:]
+        # tiles for images with a side over tile_size (a sliver under 8 px wide keeps one pass)
+        if model is None and self.tile_size is not None and max(h, w) > self.tile_size and min(h, w) >= 8:
+            y = stylize_tiled(self.model, x, self.tile_size, self.style_weights)
+        else:
+            y = (model or self.model).stylize(x, self.style_weights)
         if self.strength < 1.0:
             y = torch.lerp(x, y, self.strength)
         if self.preserve_color == "luminance":
@@ -105,6 +121,17 @@ class Stylizer:
         elif self.preserve_color == "histogram":
             y = match_color(y, x)
         return y
+
+
+def check_tile_size(tile_size: object) -> int | None:
+    """``None`` (whole images) or an integer >= :data:`~fast_style.tiling.MIN_TILE`; else one ConfigError line."""
+    if tile_size is None:
+        return None
+    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < MIN_TILE:
+        raise ConfigError(
+            f"tile_size={tile_size!r}: use an integer >= {MIN_TILE} (pixels per tile side), or null for whole images"
+        )
+    return tile_size
 
 
 def plan_outputs(inputs: Path, output: Path | None, style: str) -> list[tuple[Path, Path]]:
@@ -147,6 +174,63 @@ def plan_outputs(inputs: Path, output: Path | None, style: str) -> list[tuple[Pa
     return pairs
 
 
+def _planned_size(path: Path, scale: float) -> tuple[int, int] | None:
+    """(width, height) after EXIF rotation and ``scale``, from the header only (no decode);
+    None if the header cannot be read (the file is then loaded alone and reports its error)."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if img.getexif().get(0x0112) in (5, 6, 7, 8):  # orientations that swap the sides
+                w, h = h, w
+    except Exception:  # noqa: BLE001 - only a batching hint; load_image gives the real one-line error
+        return None
+    if scale != 1.0:
+        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+    return w, h
+
+
+def plan_batches(files: list[Path], scale: float, batch_size: int, tile_size: int | None = None) -> list[list[int]]:
+    """Indices of ``files`` grouped by size after ``scale`` into batches of at most
+    ``batch_size``, in order of each batch's first file. Unreadable headers, and images that will
+    be tiled (a side over ``tile_size``: big enough to need all the memory), get a batch alone."""
+    groups: dict[object, list[int]] = {}
+    for i, f in enumerate(files):
+        size = _planned_size(f, scale)
+        alone = size is None or (tile_size is not None and max(size) > tile_size)
+        groups.setdefault(("alone", i) if alone else size, []).append(i)
+    batches = [g[k : k + batch_size] for g in groups.values() for k in range(0, len(g), batch_size)]
+    return sorted(batches, key=lambda b: b[0])
+
+
+class _ImageFiles(Dataset):
+    """Decoded, scaled images as (index, (3, H, W) tensor or None, error line or None)."""
+
+    def __init__(self, files: list[Path], scale: float):
+        self.files, self.scale = files, scale
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
+        try:
+            return i, to_tensor(scale_image(load_image(self.files[i]), self.scale)), None
+        except ImageError as e:
+            return i, None, str(e)
+
+
+def _collate(items: list[tuple[int, torch.Tensor | None, str | None]]) -> tuple[list, list]:
+    """Stack a planned batch; a file that fails to decode (or decodes to another size than its
+    header said) does not take the others down: ([(indices, batch)], [(index, error)])."""
+    groups: dict[tuple[int, ...], list[tuple[int, torch.Tensor]]] = {}
+    errors = []
+    for i, t, err in items:
+        if t is None:
+            errors.append((i, err))
+        else:
+            groups.setdefault(tuple(t.shape), []).append((i, t))
+    return [([i for i, _ in g], torch.stack([t for _, t in g])) for g in groups.values()], errors
+
+
 def stylize_paths(
     stylizer: Stylizer,
     inputs: str | os.PathLike,
@@ -154,48 +238,65 @@ def stylize_paths(
     scale: float = 1.0,
     batch_size: int = 4,
     progress: bool = True,
+    workers: int = 2,
 ) -> tuple[list[Path], list[str]]:
-    """Stylize a file or every image of a folder. Returns (written files, one-line errors).
+    """Stylize a file or every image of a folder. Returns (written files in input order, one-line errors).
 
-    Consecutive images of equal size (after ``scale``) are batched; one bad file is
-    reported and skipped while the rest go on.
+    Images of equal size after ``scale`` are batched (sizes come from the file headers, so a
+    folder of mixed sizes still fills its batches; odd sizes go alone). ``workers`` processes
+    decode and resize ahead of the network (a torch DataLoader, pinned memory on CUDA), and a
+    small thread pool encodes and writes the outputs, so decoding, the network and PNG
+    compression overlap. A bad file is one warning line and is skipped while the rest go on.
     """
     if not scale > 0:
         raise ConfigError(f"scale must be > 0, got {scale!r}")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"workers must be an integer >= 0 (0 = decode in this process), got {workers!r}")
     pairs = plan_outputs(Path(inputs), Path(output) if output else None, stylizer.style)
-    written: list[Path] = []
+    files = [src for src, _ in pairs]
+    batches = plan_batches(files, scale, batch_size, stylizer.tile_size) if len(files) > 1 else [[0]]
+    n_workers = min(workers, len(batches)) if len(batches) > 1 else 0
+    loader = DataLoader(
+        _ImageFiles(files, scale),
+        batch_sampler=batches,
+        num_workers=n_workers,
+        collate_fn=_collate,
+        pin_memory=stylizer.device.type == "cuda",
+        prefetch_factor=1 if n_workers else None,  # one batch ahead per worker: bounded memory
+    )
+    written: dict[int, Path] = {}
     errors: list[str] = []
-    pending: list[tuple[torch.Tensor, Path]] = []  # consecutive images of one size (bounded memory)
+    saving: deque[tuple[int, Path, Future]] = deque()
 
-    def flush(items: list[tuple[torch.Tensor, Path]]) -> None:
-        out = stylizer.stylize_batch(torch.stack([t for t, _ in items])).cpu()
-        for image, (_, dst) in zip(out, items):
+    def fail(message: str) -> None:
+        errors.append(message)
+        log.warning(message)
+
+    def finish(block_over: int) -> None:  # wait for writes until at most ``block_over`` are pending
+        while len(saving) > block_over:
+            i, dst, future = saving.popleft()
             try:
-                written.append(save_image(image, dst))
+                written[i] = future.result()
             except (ImageError, OSError) as e:
-                errors.append(f"{dst}: cannot write ({e})")
-        bar.update(len(items))
+                fail(f"{dst}: cannot write ({e})")
 
-    with tqdm(total=len(pairs), desc=f"stylize ({stylizer.style})", unit="img", disable=not progress) as bar:
-        for src, dst in pairs:
-            try:
-                img = scale_image(load_image(src), scale)
-            except ImageError as e:
-                errors.append(str(e))
-                bar.update(1)
-                continue
-            tensor = to_tensor(img)
-            if pending and (pending[0][0].shape != tensor.shape or len(pending) == batch_size):
-                flush(pending)
-                pending.clear()
-            pending.append((tensor, dst))
-        if pending:
-            flush(pending)
-    for message in errors:
-        log.error(message)
-    return written, errors
+    bar = tqdm(total=len(pairs), desc=f"stylize ({stylizer.style})", unit="img", disable=not progress)
+    # warnings go through tqdm.write while the bar is shown, so they do not break its line
+    with bar, logging_redirect_tqdm() if progress else nullcontext(), ThreadPoolExecutor(max_workers=2) as pool:
+        for groups, failed in loader:
+            for i, message in failed:
+                fail(message)
+            bar.update(len(failed))
+            for indices, batch in groups:
+                out = stylizer.stylize_batch(batch.to(stylizer.device, non_blocking=True)).cpu()
+                for i, image in zip(indices, out):
+                    saving.append((i, pairs[i][1], pool.submit(save_image, image, pairs[i][1])))
+                bar.update(len(indices))
+                finish(len(indices))  # the previous batch is written while the next one runs
+        finish(0)
+    return [written[i] for i in sorted(written)], errors
 
 
-__all__ = ["FastStyleError", "Stylizer", "plan_outputs", "stylize_paths"]
+__all__ = ["FastStyleError", "Stylizer", "check_tile_size", "plan_batches", "plan_outputs", "stylize_paths"]

@@ -98,7 +98,29 @@ def style_mix_strip(multi: Path, photos: Path, out: Path, steps: int, size: int,
         x = photo_tensor(photos, name, size)
         rows.append([x, *[s(x) for s in stylizers]])
     labels = ["photo", *[f"{a} {w:.2f} / {b} {1 - w:.2f}" if 0 < w < 1 else (a if w == 1 else b) for w in weights]]
+    print_mix_style_losses(load_checkpoint(multi)["config"], rows, labels, device)
     return save_image(labeled_grid(rows, labels, cell_h=size * 2 // 3), out / "style_mix_strip.png")
+
+
+def print_mix_style_losses(config: dict, rows: list[list[torch.Tensor]], labels: list[str],
+                           device: torch.device) -> None:
+    """Style loss of every strip cell against each trained style's Grams (the checkpoint's loss
+    network, layers and weights; mean over the rows): a mix should move from one style to the other."""
+    loss = LossConfig(**config["loss"])
+    criteria, net = [], None
+    for style_cfg in config["styles"]:
+        path = resolve_style_image(style_cfg["name"], style_cfg.get("image"), style_cfg.get("url"), style_cfg.get("filename"))
+        style = load_style_tensor(path, int(style_cfg["size"]))
+        criterion = build_criterion(net or config["loss_net"]["name"], style, loss, config["loss_net"]["weights"], device)
+        net = criterion.loss_net
+        criteria.append(criterion)
+    names = " / ".join(s["name"] for s in config["styles"])
+    print(f"style loss against {names} (x1e5, mean over {len(rows)} photos):")
+    for k, label in enumerate(labels):
+        with torch.no_grad():
+            per_style = [sum(c(r[k][None].to(device), r[0][None].to(device)).style.item() for r in rows) / len(rows)
+                         for c in criteria]
+        print(f"  {label}: " + " / ".join(f"{v / 1e5:.2f}" for v in per_style))
 
 
 def gatys_row(ckpt_state: dict, x: torch.Tensor, iters: int, device: torch.device, style_image: str | None,

@@ -24,7 +24,7 @@ def main(cfg: DictConfig) -> None:
         style_mix = OmegaConf.to_container(cfg.style_mix) if cfg.style_mix else None
         stylizer = Stylizer.from_checkpoint(
             cfg.ckpt, device=cfg.device, style=cfg.style_name, style_mix=style_mix,
-            strength=cfg.strength, preserve_color=cfg.preserve_color,
+            strength=cfg.strength, preserve_color=cfg.preserve_color, tile_size=cfg.tile_size,
         )
         source = Path(cfg.input)
         if source.is_file() and is_video_file(source):
@@ -35,7 +35,9 @@ def main(cfg: DictConfig) -> None:
             print(f"{report.output} ({report.frames} frames at {float(report.fps):.3g} fps"
                   f"{', audio kept' if report.has_audio else ''})")
             return
-        written, errors = stylize_paths(stylizer, cfg.input, cfg.output, scale=cfg.scale, batch_size=cfg.batch_size)
+        written, errors = stylize_paths(
+            stylizer, cfg.input, cfg.output, scale=cfg.scale, batch_size=cfg.batch_size, workers=cfg.workers
+        )
     for path in written:
         print(path)
     if errors:
