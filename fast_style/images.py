@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -43,24 +44,36 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image as RGB with its EXIF orientation applied; any failure is one ImageError line."""
+def load_image(path: str | os.PathLike, allow_huge: bool = False) -> Image.Image:
+    """Open an image as RGB with its EXIF orientation applied; any failure is one ImageError line.
+
+    Pillow refuses images over ~179 MP (decompression-bomb guard), right for folders of photos
+    from anywhere. ``allow_huge`` lifts it for a file the user named for tiled stylization,
+    where big is the point (memory is then the decoded image, 3 bytes per pixel, and the tiles).
+    """
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image")
+    limit = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return to_rgb(img)
+        with warnings.catch_warnings():
+            if allow_huge:
+                Image.MAX_IMAGE_PIXELS = None
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return to_rgb(img)
     except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: refused, too many pixels ({e})") from None
+        raise ImageError(f"{path}: refused, too many pixels ({e}); to stylize it, use tile_size=1024") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:

@@ -114,7 +114,7 @@ def stylize_frames(stylizer, frames: torch.Tensor, temporal_smoothing: float = 0
     without the codec. Returns (T, 3, H, W) on the CPU."""
     if not 0.0 <= temporal_smoothing < 1.0:
         raise ConfigError(f"temporal_smoothing must be in [0, 1), got {temporal_smoothing}")
-    model = with_temporal_smoothing(stylizer.model, temporal_smoothing) if temporal_smoothing > 0 else stylizer.model
+    model = with_temporal_smoothing(stylizer.model, temporal_smoothing) if temporal_smoothing > 0 else None
     out = []
     with torch.inference_mode():
         for start in range(0, len(frames), batch_size):
@@ -168,9 +168,8 @@ def stylize_video(
     src, dst = Path(src), Path(dst)
     if dst.resolve() == src.resolve():
         raise ConfigError(f"output {dst} would overwrite the input video")
-    model = stylizer.model
-    if temporal_smoothing > 0:
-        model = with_temporal_smoothing(model, temporal_smoothing)
+    # None: the Stylizer's own network (compiled if it was asked to be)
+    model = with_temporal_smoothing(stylizer.model, temporal_smoothing) if temporal_smoothing > 0 else None
     try:
         inp = av.open(str(src))
     except (av.error.FFmpegError, OSError) as e:

@@ -72,3 +72,27 @@ def test_multi_style_by_name_and_mix(multi):
         Stylizer.from_checkpoint(multi, device="cpu")
     with pytest.raises(ConfigError, match="not in"):
         Stylizer.from_checkpoint(multi, device="cpu", style="zzz")
+
+
+def test_compiled_stylizer_matches_eager_and_really_compiles(multi):
+    """compile=True: the same output as eager (mixing and strength included), also when called
+    under inference_mode as the video path does, and a graph is really captured by dynamo."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    options = {"style_mix": {"a": 0.3, "b": 0.7}, "strength": 0.8, "device": "cpu"}
+    eager = Stylizer.from_checkpoint(multi, **options)
+    compiled = Stylizer.from_checkpoint(multi, compile=True, **options)
+    x = torch.rand(2, 3, 37, 50, generator=torch.Generator().manual_seed(1))
+    expected = eager(x)
+    torch.testing.assert_close(compiled(x), expected, atol=1e-4, rtol=0)  # fused kernels round differently; 1/255 is 4e-3
+    with torch.inference_mode():
+        torch.testing.assert_close(compiled.stylize_batch(x.clone()), expected, atol=1e-4, rtol=0)  # fused kernels round differently; 1/255 is 4e-3
+    assert counters["stats"]["unique_graphs"] >= 1
+    assert not counters["graph_break"], dict(counters["graph_break"])
+
+
+def test_compile_must_be_a_bool(single):
+    with pytest.raises(ConfigError, match="compile must be true or false"):
+        Stylizer.from_checkpoint(single, compile="yes")

@@ -161,10 +161,30 @@ def test_images_within_the_tile_take_the_whole_image_path(small_net):
 def test_odd_sizes_and_tiles_thinner_than_the_padding_are_exact(h, w):
     from fast_style.tiling import _TiledRun  # below MIN_TILE on purpose: every border case at once
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # thousands of tiny tiles: threads only add synchronisation
-    model = perturbed(TransformerConfig(width=4, n_residual=1))
-    x = torch.rand(1, 3, h, w)
-    for tile in (3, 13):  # full-resolution tiles narrower than the 9x9 convs' 4 px padding
-        with torch.inference_mode():
-            tiled = _TiledRun(model, x, tile).forward()
-        assert (tiled - model.stylize(x)).abs().max() < 1e-4, tile
+    try:
+        model = perturbed(TransformerConfig(width=4, n_residual=1))
+        x = torch.rand(1, 3, h, w)
+        for tile in (3, 13):  # full-resolution tiles narrower than the 9x9 convs' 4 px padding
+            with torch.inference_mode():
+                tiled = _TiledRun(model, x, tile).forward()
+            assert (tiled - model.stylize(x)).abs().max() < 1e-4, tile
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_huge_images_are_refused_in_one_line_unless_tiled(tmp_path, small_net, monkeypatch):
+    """Pillow's decompression-bomb guard (scaled down here to 1000 px so the test image is small):
+    a plain stylize names tile_size in its one-line error; with tile_size the file is read."""
+    from fast_style.stylize import stylize_paths
+
+    src = tmp_path / "huge.png"
+    Image.new("RGB", (80, 60), (200, 30, 30)).save(src)  # 4800 px > 2 x 1000: refused by default
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    written, errors = stylize_paths(Stylizer(small_net, device="cpu"), src, tmp_path / "a.png", progress=False)
+    assert written == [] and len(errors) == 1 and "tile_size" in errors[0] and "\n" not in errors[0]
+    written, errors = stylize_paths(Stylizer(small_net, device="cpu", tile_size=64), src, tmp_path / "b.png",
+                                    progress=False)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # the guard is back for every other file
+    assert errors == [] and load_image(written[0], allow_huge=True).size == (80, 60)
