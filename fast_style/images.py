@@ -82,12 +82,13 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
 
 
 def to_pil(tensor: torch.Tensor) -> Image.Image:
-    """(3, H, W) or (1, 3, H, W) float in [0, 1] -> PIL RGB (values outside the range are clamped)."""
+    """(3, H, W) or (1, 3, H, W) float in [0, 1] -> PIL RGB (values outside the range are clamped,
+    NaN, e.g. a sample of a diverged network, is black)."""
     if tensor.dim() == 4:
         if tensor.shape[0] != 1:
             raise ValueError("to_pil takes one image; use make_grid for batches")
         tensor = tensor[0]
-    return TF.to_pil_image(tensor.detach().float().clamp(0, 1).cpu())
+    return TF.to_pil_image(tensor.detach().float().nan_to_num(0.0).clamp(0, 1).cpu())
 
 
 def resize_short_side(img: Image.Image, size: int) -> Image.Image:
@@ -123,5 +124,5 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, quali
 
 def image_grid(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
     """Stack equally sized (B, 3, H, W) batches as rows of one (3, H', W') grid image."""
-    batch = torch.cat([r.detach().float().clamp(0, 1).cpu() for r in rows])
+    batch = torch.cat([r.detach().float().nan_to_num(0.0).clamp(0, 1).cpu() for r in rows])
     return make_grid(batch, nrow=rows[0].shape[0], padding=padding, pad_value=1.0)

@@ -73,9 +73,9 @@ class Stylizer:
         self.strength = strength
         self.preserve_color = preserve_color
         self.style_weights = style_weights
-        # no dynamic=True: one static graph per size is fastest; torch recompiles with dynamic
-        # shapes by itself once a second size shows up
-        self._compiled = torch.compile(self.model) if compile else None
+        # one static graph per image size (dynamic-shape kernels are slower); after 8 sizes
+        # torch falls back to eager with a warning
+        self._compiled = torch.compile(self.model, dynamic=False) if compile else None
 
     @classmethod
     def from_checkpoint(
@@ -246,14 +246,34 @@ def _collate(items: list[tuple[int, torch.Tensor | None, str | None]]) -> tuple[
     return [([i for i, _ in g], torch.stack([t for _, t in g])) for g in groups.values()], errors
 
 
+def resolve_batching(device: torch.device, batch_size: int | str = "auto", workers: int | str = "auto") -> tuple[int, int]:
+    """Validate ``batch_size``/``workers`` and fill in ``"auto"``.
+
+    On CPU, auto is batch 1 and no loader processes: measured on 2 cores (docs/PERFORMANCE.md),
+    batches of 8 photos ran at half the images/s of single images (the activations of a batch
+    overflow the caches) and decode workers slowed the network's threads down, since decoding
+    is ~2 % of the time. On CUDA, batch 8 and up to 4 workers keep the GPU fed (not measured here).
+    """
+    cuda = device.type == "cuda"
+    if batch_size == "auto":
+        batch_size = 8 if cuda else 1
+    if workers == "auto":
+        workers = min(4, os.cpu_count() or 1) if cuda else 0
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an integer >= 1 or auto, got {batch_size!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"workers must be an integer >= 0 (0 = decode in this process) or auto, got {workers!r}")
+    return batch_size, workers
+
+
 def stylize_paths(
     stylizer: Stylizer,
     inputs: str | os.PathLike,
     output: str | os.PathLike | None = None,
     scale: float = 1.0,
-    batch_size: int = 4,
+    batch_size: int | str = "auto",
     progress: bool = True,
-    workers: int = 2,
+    workers: int | str = "auto",
 ) -> tuple[list[Path], list[str]]:
     """Stylize a file or every image of a folder. Returns (written files in input order, one-line errors).
 
@@ -265,10 +285,7 @@ def stylize_paths(
     """
     if not scale > 0:
         raise ConfigError(f"scale must be > 0, got {scale!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ConfigError(f"workers must be an integer >= 0 (0 = decode in this process), got {workers!r}")
+    batch_size, workers = resolve_batching(stylizer.device, batch_size, workers)
     pairs = plan_outputs(Path(inputs), Path(output) if output else None, stylizer.style)
     files = [src for src, _ in pairs]
     batches = plan_batches(files, scale, batch_size, stylizer.tile_size) if len(files) > 1 else [[0]]
@@ -314,4 +331,4 @@ def stylize_paths(
     return [written[i] for i in sorted(written)], errors
 
 
-__all__ = ["FastStyleError", "Stylizer", "check_tile_size", "plan_batches", "plan_outputs", "stylize_paths"]
+__all__ = ["FastStyleError", "Stylizer", "check_tile_size", "plan_batches", "plan_outputs", "resolve_batching", "stylize_paths"]

@@ -153,7 +153,7 @@ def stylize_video(
     stylizer,  # fast_style.stylize.Stylizer (not imported: stylize imports this module)
     src: str | os.PathLike,
     dst: str | os.PathLike,
-    batch_size: int = 4,
+    batch_size: int | str = "auto",
     temporal_smoothing: float = 0.0,
     crf: int = 18,
     progress: bool = True,
@@ -165,6 +165,9 @@ def stylize_video(
         raise FastStyleError("video needs PyAV: pip install av") from None
     if not 0.0 <= temporal_smoothing < 1.0:
         raise ConfigError(f"temporal_smoothing must be in [0, 1), got {temporal_smoothing}")
+    from fast_style.stylize import resolve_batching  # stylize imports this module
+
+    batch_size, _ = resolve_batching(stylizer.device, batch_size, 0)
     src, dst = Path(src), Path(dst)
     if dst.resolve() == src.resolve():
         raise ConfigError(f"output {dst} would overwrite the input video")

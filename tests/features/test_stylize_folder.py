@@ -88,6 +88,15 @@ def test_batches_are_planned_from_headers_after_scale_and_exif(tmp_path):
 
 def test_bad_workers_or_batch_size_are_config_errors(tmp_path, stylizer):
     src = photo(tmp_path / "p.png", 20, 20, 0)
-    for kwargs in ({"workers": -1}, {"workers": 1.5}, {"batch_size": 0}):
+    for kwargs in ({"workers": -1}, {"workers": 1.5}, {"batch_size": 0}, {"batch_size": "big"}):
         with pytest.raises(ConfigError, match=next(iter(kwargs))):
             stylize_paths(stylizer, src, tmp_path / "out", progress=False, **kwargs)
+
+
+def test_auto_batching_is_single_images_in_process_on_cpu_and_batched_on_cuda():
+    from fast_style.stylize import resolve_batching
+
+    assert resolve_batching(torch.device("cpu")) == (1, 0)
+    batch, workers = resolve_batching(torch.device("cuda"))
+    assert batch == 8 and 1 <= workers <= 4
+    assert resolve_batching(torch.device("cpu"), 3, 2) == (3, 2)  # explicit values win
