@@ -6,19 +6,15 @@ import pytest
 import torch
 
 from fast_style.images import load_image, to_tensor
-from fast_style.models import ImageTransformNet, TransformerConfig
 from fast_style.stylize import Stylizer
 from fast_style.video import flicker, flicker_report, panned_clip, stylize_frames, with_temporal_smoothing
+
+from .nets import perturbed
 
 
 @pytest.fixture(scope="module")
 def stylizer():
-    torch.manual_seed(0)
-    model = ImageTransformNet(TransformerConfig(width=8, n_residual=1))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return Stylizer(model, style="test", device="cpu")
+    return Stylizer(perturbed(scale=0.1), style="test", device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ from PIL import Image
 
 from fast_style.errors import ConfigError
 from fast_style.images import load_image, to_tensor
-from fast_style.models import ImageTransformNet, TransformerConfig
 from fast_style.stylize import Stylizer, plan_batches, stylize_paths
+
+from .nets import perturbed
 
 
 def photo(path: Path, w: int, h: int, seed: int, orientation: int | None = None) -> Path:
@@ -36,12 +37,7 @@ def photo(path: Path, w: int, h: int, seed: int, orientation: int | None = None)
 
 @pytest.fixture
 def stylizer() -> Stylizer:
-    torch.manual_seed(0)
-    model = ImageTransformNet(TransformerConfig(width=8, n_residual=1))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return Stylizer(model, style="s", device="cpu")
+    return Stylizer(perturbed(scale=0.05), style="s", device="cpu")
 
 
 def test_folder_is_batched_by_size_with_workers_and_skips_bad_files(tmp_path, stylizer, caplog):

@@ -6,17 +6,11 @@ import torch
 from fast_style.checkpoint import save_checkpoint
 from fast_style.color import rgb_to_ycbcr
 from fast_style.errors import ConfigError
-from fast_style.models import ImageTransformNet, TransformerConfig
+from fast_style.models import TransformerConfig
 from fast_style.stylize import Stylizer
 
+from .nets import perturbed
 
-def perturbed(config: TransformerConfig) -> ImageTransformNet:
-    torch.manual_seed(0)
-    model = ImageTransformNet(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

@@ -17,18 +17,12 @@ from fast_style.errors import ConfigError
 from fast_style.images import load_image, to_tensor
 from fast_style.models import ImageTransformNet, TransformerConfig
 from fast_style.stylize import Stylizer
+
+from .nets import perturbed
 from fast_style.tiling import TileReport, stylize_tiled
 
 ONE_LEVEL = 1 / 255
 
-
-def perturbed(config: TransformerConfig, seed: int = 0) -> ImageTransformNet:
-    torch.manual_seed(seed)
-    model = ImageTransformNet(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

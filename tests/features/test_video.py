@@ -13,8 +13,9 @@ import torch
 
 from fast_style.color import rgb_to_ycbcr
 from fast_style.data import load_crop
-from fast_style.models import ImageTransformNet, TransformerConfig
 from fast_style.stylize import Stylizer
+
+from .nets import perturbed
 
 av = pytest.importorskip("av")
 
@@ -56,12 +57,7 @@ def read_frames(path: Path) -> tuple[np.ndarray, Fraction, bool]:
 
 @pytest.fixture(scope="module")
 def stylizer():
-    torch.manual_seed(0)
-    model = ImageTransformNet(TransformerConfig(width=8, n_residual=1))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return Stylizer(model, style="test", device="cpu")
+    return Stylizer(perturbed(scale=0.1), style="test", device="cpu")
 
 
 def test_video_keeps_frames_rate_and_audio(stylizer, photos_val, tmp_path):
