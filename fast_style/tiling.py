@@ -17,9 +17,10 @@ activation memory:
 3. Recomputing the full prefix for each of the 15 norms of the Johnson net would cost ~7
    forward passes, so the low-resolution activations (1/4 side, ``4*width`` channels) are
    cached: the encoder output (which becomes the residual stream ``x``) and one scratch map
-   inside each residual block. Together they are ``2 * width`` floats per input pixel, i.e.
-   ``8 * width`` bytes (256 B/px for the Johnson net's width 32), about a quarter of what a
-   whole-image forward pass holds at its peak; everything else is per tile. The whole run
+   inside each residual block. Together they are ``2 * 4 * width`` channels at 1/16 of the
+   pixels, i.e. ``width / 2`` floats = ``2 * width`` bytes per input pixel (64 B/px for the
+   Johnson net's width 32: 6.9 GB at 12000x9000), a fraction of what a whole-image forward
+   pass holds at its peak (~600 B/px measured); everything else is per tile. The whole run
    costs about 1.8 forward passes plus halos.
 
 The result equals the whole-image output up to float32 summation order (errors ~1e-6).
