@@ -69,11 +69,17 @@ class LoggerConfig:
     env: str | None = None  # default: the run name
 
 
+LR_SCALING = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}  # exponent of batch_size / lr_batch
+
+
 @dataclass
 class TrainerConfig:
     steps: int = 40000
     epochs: int | None = None  # if set, overrides steps: epochs * len(dataset) // batch_size
     lr: float = 1e-3
+    # larger batches: lr x (data.batch_size / lr_batch) ** (1/2 for sqrt, 1 for linear); see README
+    lr_scaling: str = "none"  # none | sqrt | linear
+    lr_batch: int = 4  # the batch size trainer.lr was tuned for (Johnson et al.: 4)
     log_every: int = 50
     ckpt_every: int = 1000
     sample_every: int = 500
@@ -108,6 +114,17 @@ class TrainConfig:
     run_dir: str = "runs/default"
     run_name: str = "default"
     verbose: bool = False
+
+    def effective_lr(self) -> float:
+        """The Adam learning rate of this run: ``trainer.lr`` scaled for the global batch.
+
+        Adam normalises each step by the gradient's running RMS, so a batch k times larger
+        (gradient noise k times smaller) takes about sqrt(k) times the lr for the same progress
+        per image (the square-root rule for adaptive optimisers, Malladi et al. 2022); ``linear``
+        is the SGD rule (Goyal et al. 2017), usually too aggressive for Adam.
+        """
+        exponent = LR_SCALING[self.trainer.lr_scaling]
+        return self.trainer.lr * (self.data.batch_size / self.trainer.lr_batch) ** exponent
 
     def validate(self) -> TrainConfig:
         """Check values before any expensive work, so mistakes cost seconds, not GPU hours."""
@@ -145,6 +162,10 @@ class TrainConfig:
             raise ConfigError("trainer.steps must be >= 0 and trainer.epochs > 0")
         if not self.trainer.lr > 0:
             raise ConfigError(f"trainer.lr must be > 0, got {self.trainer.lr!r}")
+        if self.trainer.lr_scaling not in LR_SCALING:
+            raise ConfigError(f"trainer.lr_scaling={self.trainer.lr_scaling!r}: choose {', '.join(LR_SCALING)}")
+        if isinstance(self.trainer.lr_batch, bool) or not isinstance(self.trainer.lr_batch, int) or self.trainer.lr_batch < 1:
+            raise ConfigError(f"trainer.lr_batch must be an integer >= 1, got {self.trainer.lr_batch!r}")
         if not 0.0 <= self.data.max_bad_fraction <= 1.0:
             raise ConfigError(f"data.max_bad_fraction must be in [0, 1], got {self.data.max_bad_fraction!r}")
         if not isinstance(self.trainer.max_rollbacks, int) or self.trainer.max_rollbacks < 0:

@@ -297,7 +297,11 @@ def _train(
     model_config = model.config
     build_criteria(targets, cfg, device)
     # fused Adam: one kernel for all parameters on CUDA (CPU keeps the default foreach path)
-    optimizer = torch.optim.Adam(params, lr=cfg.trainer.lr, fused=device.type == "cuda")
+    lr = cfg.effective_lr()
+    if cfg.trainer.lr_scaling != "none":
+        log.info("lr %.3g: trainer.lr %.3g scaled (%s) for batch %d against trainer.lr_batch %d",
+                 lr, cfg.trainer.lr, cfg.trainer.lr_scaling, cfg.data.batch_size, cfg.trainer.lr_batch)
+    optimizer = torch.optim.Adam(params, lr=lr, fused=device.type == "cuda")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed training shapes: pick the fastest conv kernels once
     memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format

@@ -176,3 +176,21 @@ def test_channels_last_and_bf16_training_track_fp32(tmp_path, tiny_photos, style
 def test_bad_speed_options_fail_before_training(tmp_path, tiny_photos, style_image, key, value, match):
     with pytest.raises(ConfigError, match=match):
         train(tiny_config(tmp_path, tiny_photos, style_image, **{key: value}), logger=NullLogger())
+
+
+@pytest.mark.parametrize(("rule", "expected"), [("none", 1e-2), ("sqrt", 1e-2 * 0.5), ("linear", 1e-2 * 0.25)])
+def test_lr_scaling_rule_sets_the_optimizers_lr(tmp_path, tiny_photos, style_image, rule, expected):
+    """batch 2 against lr_batch 8: the rule's factor is (2/8)^(1/2) or 2/8; the lr Adam really used
+    is read back from the logger and from the checkpoint's optimizer state."""
+    logger = RecordingLogger()
+    cfg = tiny_config(tmp_path, tiny_photos, style_image, steps=2, lr_scaling=rule, lr_batch=8)
+    result = train(cfg, logger=logger)
+    assert [v for name, _, v in logger.scalars if name == "lr"] == pytest.approx([expected] * 2)
+    groups = load_checkpoint(result.checkpoint)["optimizer"]["param_groups"]
+    assert groups[0]["lr"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("key", "value"), [("lr_scaling", "cubic"), ("lr_batch", 0), ("lr_batch", 2.5)])
+def test_bad_lr_scaling_fails_before_training(tmp_path, tiny_photos, style_image, key, value):
+    with pytest.raises(ConfigError, match=f"trainer.{key}"):
+        train(tiny_config(tmp_path, tiny_photos, style_image, **{key: value}), logger=NullLogger())
