@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from fast_style.errors import ConfigError
-from fast_style.losses import LossConfig
+from fast_style.losses import STYLE_WEIGHT, TV_WEIGHT, LossConfig
 
 
 @dataclass
@@ -24,10 +24,11 @@ class StyleConfig:
     image: str | None = None  # local file; overrides url/cache
     url: str | None = None
     filename: str | None = None  # name in the cache folder
-    size: int = 512  # longer side of the style image when its Grams are computed
-    # per-style defaults, {loss_net name: weight}, picked up by loss.style_weight
-    style_weight: dict[str, float] = field(default_factory=lambda: {"vgg16": 1e10, "vgg19_caffe": 1e7})
-    tv_weight: float = 1e2  # per-style default, picked up by loss.tv_weight
+    size: int = 256  # longer side of the style image when its Grams are computed
+    # per-style defaults, picked up by loss.style_weight / loss.tv_weight. One number serves every
+    # loss network: the normalised recipe (loss.normalize) measures relative errors (docs/QUALITY.md)
+    style_weight: float = STYLE_WEIGHT
+    tv_weight: float = TV_WEIGHT
     # histogram: recolour the style image with the training photos' colour mean/covariance first
     # (styles.match_training_colors); set on `style` it applies to every style of the run
     preserve_color: str | None = None
@@ -198,11 +199,10 @@ class TrainConfig:
         for s in self.styles:
             if not isinstance(s.size, int) or isinstance(s.size, bool) or s.size <= 0:
                 raise ConfigError(f"style {s.name}: size must be a positive integer, got {s.size!r}")
-            if self.loss_net.name not in s.style_weight:
-                raise ConfigError(
-                    f"style {s.name} has no style_weight for loss net {self.loss_net.name} "
-                    f"(it has: {', '.join(s.style_weight)})"
-                )
+            for key in ("style_weight", "tv_weight"):
+                value = getattr(s, key)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                    raise ConfigError(f"style {s.name}: {key} must be a number >= 0, got {value!r}")
         if self.data.workers < 0 or self.model.n_residual < 0:
             raise ConfigError("data.workers and model.n_residual must be >= 0")
         if self.data.root is None and self.data.shards is None:
@@ -310,6 +310,7 @@ def train_config_from_dict(values: dict[str, Any]) -> TrainConfig:
 def train_config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """Plain containers only: what goes into a checkpoint (loadable with weights_only=True)."""
     out = dataclasses.asdict(cfg)
-    out["loss"]["style_layers"] = list(cfg.loss.style_layers)
-    out["loss"]["style_layer_weights"] = list(cfg.loss.style_layer_weights or ())
+    loss = cfg.loss.for_loss_net(cfg.loss_net.name)  # the layers this run really used
+    out["loss"] = {**dataclasses.asdict(loss), "style_layers": list(loss.style_layers),
+                   "style_layer_weights": list(loss.style_layer_weights)}
     return out

@@ -1,5 +1,12 @@
 """How good is a fast-style network? Measure it against the optimisation it approximates.
 
+Two yardsticks, side by side, so that no recipe grades itself only with its own loss:
+
+- the independent measure of :mod:`fast_style.measure` (Gatys' layers on the Caffe VGG19, relative
+  to the photo): **style score** and **content change** for the photo, the network and each Gatys
+  iterate;
+- the loss table below.
+
 For each photo: stylize it with the checkpoint and run Gatys' L-BFGS (from the photo) on the same
 objective, then score both with one fixed evaluation loss: ``vgg19_caffe`` (real ImageNet weights,
 offline), Johnson's layers (content relu2_2, style relu1_2..relu4_3) and the checkpoint's own
@@ -27,6 +34,7 @@ from fast_style.data import list_images
 from fast_style.errors import ConfigError
 from fast_style.images import image_grid, load_image, resize_long_side, save_image, to_pil, to_tensor
 from fast_style.losses import JOHNSON_STYLE_LAYERS, LossConfig, PerceptualLoss
+from fast_style.measure import MEASURE_SIZE, StyleScorer
 from fast_style.optimize import TERMS, build_criterion, optimize_image
 from fast_style.styles import resolve_style_image
 from fast_style.train import load_style_tensor
@@ -46,24 +54,32 @@ class EvalReport:
 
 
 def evaluation_loss_config(train_config: dict[str, Any]) -> LossConfig:
-    """Johnson's layers with the checkpoint's weights, expressed for vgg19_caffe.
+    """The checkpoint's training loss, expressed for vgg19_caffe.
 
-    A checkpoint trained with vgg19_caffe keeps its exact loss weights; one trained with another
-    network uses its style's ``style_weight.vgg19_caffe`` (the per-network value the style config
-    carries) with its own content and TV weights.
+    A normalised recipe (``loss.normalize``, relative errors) keeps its exact weights whatever
+    network it trained with: they do not depend on the feature scale. A classic (raw MSE)
+    checkpoint trained with vgg19_caffe keeps its weights too; one trained with another network
+    uses its style's ``style_weight.vgg19_caffe`` with its own content and TV weights.
     """
     loss = train_config.get("loss", {})
     style = train_config.get("style", {})
+    normalize = bool(loss.get("normalize", False))  # checkpoints from before the option: raw MSEs
     style_weight = loss.get("style_weight", 1e7)
-    if train_config.get("loss_net", {}).get("name") != EVAL_LOSS_NET:
-        style_weight = (style.get("style_weight") or {}).get(EVAL_LOSS_NET, 1e7)
+    per_net = style.get("style_weight")  # classic style configs: {loss_net: weight}
+    if not normalize and train_config.get("loss_net", {}).get("name") != EVAL_LOSS_NET and isinstance(per_net, dict):
+        style_weight = per_net.get(EVAL_LOSS_NET, 1e7)
+    # a normalised checkpoint is measured with its own layers; a classic one with Johnson's
+    layers = {"content_layer": "relu2_2", "style_layers": JOHNSON_STYLE_LAYERS}
+    if normalize:
+        layers = {"content_layer": loss.get("content_layer"), "style_layers": loss.get("style_layers"),
+                  "style_layer_weights": loss.get("style_layer_weights")}
     return LossConfig(
+        normalize=normalize,
         content_weight=float(loss.get("content_weight", 1e5)),
         style_weight=float(style_weight),
         tv_weight=float(loss.get("tv_weight", 1e2)),
-        content_layer="relu2_2",
-        style_layers=JOHNSON_STYLE_LAYERS,
-    )
+        **layers,
+    ).for_loss_net(EVAL_LOSS_NET)
 
 
 def _style_image_path(train_config: dict[str, Any], override: str | None) -> Path:
@@ -119,6 +135,7 @@ def evaluate(
     style_path = _style_image_path(train_config, style_image)
     style_size = int(train_config.get("style", {}).get("size", 512))
     criterion = build_criterion(EVAL_LOSS_NET, load_style_tensor(style_path, style_size), loss_cfg, device=dev)
+    scorer = StyleScorer(load_style_tensor(style_path, MEASURE_SIZE), device=dev)
     paths = _photo_paths(photos, n)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,7 +145,9 @@ def evaluate(
         "step": state.get("step"), "eval_loss_net": EVAL_LOSS_NET, "loss": {
             "content_weight": loss_cfg.content_weight, "style_weight": loss_cfg.style_weight,
             "tv_weight": loss_cfg.tv_weight, "content_layer": loss_cfg.content_layer,
-            "style_layers": list(loss_cfg.style_layers)},
+            "style_layers": list(loss_cfg.style_layers), "normalize": loss_cfg.normalize},
+        "measure": {"loss_net": "vgg19_caffe", "size": MEASURE_SIZE, "style_layers": "relu1_1..relu5_1",
+                    "content_layer": "relu4_2"},
         "style_image": str(style_path), "style_size": style_size, "size": size, "iters": iters,
         "device": str(dev), "threads": torch.get_num_threads(),
         "photos": [str(p) for p in paths],
@@ -145,15 +164,19 @@ def evaluate(
             fast = model.stylize(photo)
         _sync(dev)
         fast_s = time.perf_counter() - t0
-        report.rows.append({"photo": path.name, "method": "photo", **_score(criterion, photo, photo), "seconds": 0.0})
-        report.rows.append({"photo": path.name, "method": "fast-style", **_score(criterion, fast, photo), "seconds": fast_s})
+        def row(method: str, image: torch.Tensor, seconds: float) -> dict[str, Any]:
+            measured = scorer.score(image, photo)
+            return {"photo": path.name, "method": method, **_score(criterion, image, photo), "seconds": seconds,
+                    "style_score": measured.style, "content_change": measured.content}
+
+        report.rows.append(row("photo", photo, 0.0))
+        report.rows.append(row("fast-style", fast, fast_s))
         res = optimize_image(criterion, photo, photo, max_iter=iters[-1], snapshot_at=iters, progress=progress,
                              desc=f"L-BFGS {path.name}")
         for i in iters:
             image = res.snapshots.get(i, res.image)
             seconds = res.times[min(i, len(res.times) - 1)]
-            report.rows.append({"photo": path.name, "method": f"gatys-{i}", **_score(criterion, image, photo),
-                                "seconds": seconds})
+            report.rows.append(row(f"gatys-{i}", image, seconds))
         report.curves[path.name] = [h["total"] for h in res.history]
         tiles = [photo.cpu(), fast.cpu()] + [res.snapshots.get(i, res.image) for i in shown]
         grid_rows.append(image_grid([torch.cat(tiles)]))
@@ -161,7 +184,7 @@ def evaluate(
     methods = list(dict.fromkeys(r["method"] for r in report.rows))
     for m in methods:
         rows = [r for r in report.rows if r["method"] == m]
-        mean = {k: sum(r[k] for r in rows) / len(rows) for k in (*TERMS, "seconds")}
+        mean = {k: sum(r[k] for r in rows) / len(rows) for k in COLUMNS}
         report.means.append({"photo": "mean", "method": m, **mean})
     fast_mean = next(r["total"] for r in report.means if r["method"] == "fast-style")
     report.settings["fast_style_matches_iteration"] = _matching_iteration(report.curves, fast_mean)
@@ -176,6 +199,9 @@ def evaluate(
     return report
 
 
+COLUMNS = (*TERMS, "seconds", "style_score", "content_change")
+
+
 def _matching_iteration(curves: dict[str, list[float]], target: float) -> int | None:
     """First L-BFGS iterate whose mean total loss (over photos) is at or below ``target``."""
     length = min(len(c) for c in curves.values())
@@ -187,7 +213,7 @@ def _matching_iteration(curves: dict[str, list[float]], target: float) -> int | 
 
 def _write_csv(report: EvalReport, path: Path) -> Path:
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["photo", "method", *TERMS, "seconds"])
+        writer = csv.DictWriter(f, fieldnames=["photo", "method", *COLUMNS])
         writer.writeheader()
         for row in [*report.rows, *report.means]:
             writer.writerow(row)
@@ -234,11 +260,16 @@ def plot_curves(curves: dict[str, list[float]], fast_total: float, path: Path) -
 
 def format_table(report: EvalReport) -> str:
     """A fixed-width text table: per photo, then the means."""
-    head = f"{'photo':<18} {'method':<11} {'content':>10} {'style':>10} {'tv':>9} {'total':>10} {'seconds':>8}"
-    lines = [head, "-" * len(head)]
+    head = (f"{'photo':<18} {'method':<11} {'style score':>11} {'content chg':>11} | {'content':>10} "
+            f"{'style':>10} {'tv':>9} {'total':>10} {'seconds':>8}")
+    lines = [
+        "style score / content change: independent measure (VGG19 Caffe, Gatys' layers, relative to the photo;",
+        "lower is closer to the painting / to the photo); content..total: the checkpoint's own loss.",
+        head, "-" * len(head),
+    ]
     for r in [*report.rows, *report.means]:
         lines.append(
-            f"{r['photo']:<18} {r['method']:<11} {r['content']:>10.4g} {r['style']:>10.4g} {r['tv']:>9.3g} "
-            f"{r['total']:>10.4g} {r['seconds']:>8.3f}"
+            f"{r['photo']:<18} {r['method']:<11} {r['style_score']:>11.3f} {r['content_change']:>11.3f} | "
+            f"{r['content']:>10.4g} {r['style']:>10.4g} {r['tv']:>9.3g} {r['total']:>10.4g} {r['seconds']:>8.3f}"
         )
     return "\n".join(lines)

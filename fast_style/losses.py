@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -21,39 +21,81 @@ from fast_style.models.loss_nets import LossNet
 LossTerms = namedtuple("LossTerms", ["content", "style", "tv", "total"])
 
 JOHNSON_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+GATYS_CONTENT_LAYER = "relu4_2"  # Caffe's in-place ReLU makes Gatys' "conv4_2" blob relu4_2
+GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+# (content layer, style layers) each loss network trains with when loss.content_layer /
+# loss.style_layers are left unset: Johnson et al.'s for their VGG16; Gatys et al.'s for the
+# VGG19s, which on vgg19_caffe moved 200-step networks further towards the painting at the same
+# content change (docs/QUALITY.md).
+DEFAULT_LAYERS = {
+    "vgg16": ("relu2_2", JOHNSON_STYLE_LAYERS),
+    "vgg19_caffe": (GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS),
+    "vgg19": (GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS),
+}
+
+# The default weights of the normalised recipe, for every loss network (docs/QUALITY.md has the
+# measurements behind them). configs/loss/perceptual.yaml and configs/style/*.yaml say the same.
+CONTENT_WEIGHT = 1.0
+STYLE_WEIGHT = 1.0
+TV_WEIGHT = 0.0
 
 
 @dataclass
 class LossConfig:
-    """Weights follow pytorch/examples' convention (features of ImageNet-normalised input,
-    Grams divided by c*h*w, mean squared errors), so familiar values carry over."""
+    """The weighted terms of a perceptual loss.
 
-    content_weight: float = 1e5
-    style_weight: float = 1e10
-    tv_weight: float = 1e2
-    content_layer: str = "relu2_2"
-    style_layers: Sequence[str] = JOHNSON_STYLE_LAYERS
+    With ``normalize`` (the default) every term is a relative error, so the weights do not depend
+    on the loss network. ``normalize=False`` is the classic recipe of pytorch/examples (raw MSEs of
+    features and of Grams divided by c*h*w), whose weights must be re-tuned per loss network
+    (e.g. content 1e5 with style 1e10 on VGG16, 1e7 on vgg19_caffe)."""
+
+    content_weight: float = CONTENT_WEIGHT
+    style_weight: float = STYLE_WEIGHT
+    tv_weight: float = TV_WEIGHT
+    content_layer: str | None = None  # None: the loss network's default (DEFAULT_LAYERS)
+    style_layers: Sequence[str] | None = None  # idem
     style_layer_weights: Sequence[float] | None = field(default=None)
+    # True: every style layer's Gram error is divided by the style Gram's mean square, and the
+    # content error by the photo features' mean square, so each term is a relative error whatever
+    # the loss network's feature scale (see ``PerceptualLoss``). False: raw MSEs (the classic recipe).
+    normalize: bool = True
 
     def __post_init__(self) -> None:
         for name in ("content_weight", "style_weight", "tv_weight"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0 or value != value:
                 raise ConfigError(f"loss.{name} must be a number >= 0, got {value!r}")
-        self.style_layers = tuple(self.style_layers)
-        if not self.style_layers:
-            raise ConfigError("loss.style_layers must name at least one layer")
-        if self.style_layer_weights is None:
-            self.style_layer_weights = (1.0,) * len(self.style_layers)
-        self.style_layer_weights = tuple(float(w) for w in self.style_layer_weights)
-        if len(self.style_layer_weights) != len(self.style_layers):
+        if self.style_layers is not None:
+            self.style_layers = tuple(self.style_layers)
+            if not self.style_layers:
+                raise ConfigError("loss.style_layers must name at least one layer")
+        if self.style_layer_weights is not None:
+            self.style_layer_weights = tuple(float(w) for w in self.style_layer_weights)
+            if self.style_layers is not None and len(self.style_layer_weights) != len(self.style_layers):
+                raise ConfigError(
+                    f"loss.style_layer_weights has {len(self.style_layer_weights)} entries "
+                    f"but loss.style_layers has {len(self.style_layers)}"
+                )
+
+    def for_loss_net(self, name: str) -> LossConfig:
+        """This config with unset layers (and layer weights) filled in for loss network ``name``."""
+        content, style = DEFAULT_LAYERS.get(name, DEFAULT_LAYERS["vgg16"])
+        layers = tuple(self.style_layers) if self.style_layers is not None else style
+        weights = self.style_layer_weights if self.style_layer_weights is not None else (1.0,) * len(layers)
+        if len(weights) != len(layers):
             raise ConfigError(
-                f"loss.style_layer_weights has {len(self.style_layer_weights)} entries "
-                f"but loss.style_layers has {len(self.style_layers)}"
+                f"loss.style_layer_weights has {len(weights)} entries but {name}'s style layers are "
+                f"{len(layers)}: {', '.join(layers)}"
             )
+        return replace(self, content_layer=self.content_layer or content, style_layers=layers,
+                       style_layer_weights=weights)
 
     @property
     def layers(self) -> list[str]:
+        """Every layer the loss reads (resolved config only: see :meth:`for_loss_net`)."""
+        if self.content_layer is None or self.style_layers is None:
+            raise ValueError("LossConfig.layers needs resolved layers: call for_loss_net(name) first")
         return list(dict.fromkeys([self.content_layer, *self.style_layers]))
 
 
@@ -69,18 +111,40 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
 
 
-def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(features, target)
+def content_loss(features: torch.Tensor, target: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+    """MSE between feature maps; ``normalize`` divides it by the target's mean square (a relative
+    error, independent of the loss network's feature scale)."""
+    loss = F.mse_loss(features, target)
+    if normalize:
+        loss = loss / target.pow(2).mean().clamp_min(1e-12)
+    return loss
 
 
 def style_loss(
-    grams: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], weights: Sequence[float]
+    grams: Sequence[torch.Tensor],
+    targets: Sequence[torch.Tensor],
+    weights: Sequence[float],
+    scales: Sequence[float] | None = None,
 ) -> torch.Tensor:
-    """Weighted sum over layers of the MSE between Gram matrices (targets broadcast over the batch)."""
+    """Weighted sum over layers of the MSE between Gram matrices (targets broadcast over the batch),
+    each layer's MSE divided by its entry in ``scales`` (default 1)."""
+    scales = scales if scales is not None else [1.0] * len(grams)
     total = grams[0].new_zeros(())
-    for g, t, w in zip(grams, targets, weights):
-        total = total + w * F.mse_loss(g, t.expand_as(g))
+    for g, t, w, s in zip(grams, targets, weights, scales):
+        total = total + w * F.mse_loss(g, t.expand_as(g)) / s
     return total
+
+
+def gram_scale(gram: torch.Tensor) -> float:
+    """Mean square of a style Gram: the per-layer normaliser of ``LossConfig.normalize``.
+
+    With Grams divided by c*h*w, raw Gram MSEs differ by orders of magnitude between layers (for
+    vgg19_caffe and starry_night, relu3_3's is ~30x relu4_3's), so one layer decides what the
+    network learns. Divided by the style Gram's mean square, each layer's term is a relative
+    error near 1 for an unrelated photo, on every loss network, and the layer weights mean what
+    they say.
+    """
+    return max(float(gram.pow(2).mean()), 1e-30)
 
 
 def tv_loss(images: torch.Tensor) -> torch.Tensor:
@@ -99,6 +163,7 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, loss_net: LossNet, style_image: torch.Tensor, config: LossConfig):
         super().__init__()
+        config = config.for_loss_net(loss_net.name)
         self.loss_net = loss_net
         self.config = config
         if style_image.dim() == 3:
@@ -107,6 +172,8 @@ class PerceptualLoss(nn.Module):
             feats = loss_net.extract(style_image, config.style_layers)
         for i, layer in enumerate(config.style_layers):
             self.register_buffer(f"style_gram_{i}", gram_matrix(feats[layer]))
+        grams = self.style_grams
+        self.style_scales = [gram_scale(g) for g in grams] if config.normalize else [1.0] * len(grams)
 
     @property
     def style_grams(self) -> list[torch.Tensor]:
@@ -126,8 +193,8 @@ class PerceptualLoss(nn.Module):
         """The weighted loss terms of ``output`` given precomputed content features ``target``."""
         cfg = self.config
         feats = self.loss_net.extract(output, cfg.layers)
-        c = cfg.content_weight * content_loss(feats[cfg.content_layer].float(), target.float())
+        c = cfg.content_weight * content_loss(feats[cfg.content_layer].float(), target.float(), cfg.normalize)
         grams = [gram_matrix(feats[layer]) for layer in cfg.style_layers]
-        s = cfg.style_weight * style_loss(grams, self.style_grams, cfg.style_layer_weights)
+        s = cfg.style_weight * style_loss(grams, self.style_grams, cfg.style_layer_weights, self.style_scales)
         t = cfg.tv_weight * tv_loss(output.float())
         return LossTerms(c, s, t, c + s + t)

@@ -31,12 +31,10 @@ from fast_style.color import MODES as COLOR_MODES
 from fast_style.color import grey, luminance, match_color, match_luminance, preserve_luminance
 from fast_style.errors import ConfigError
 from fast_style.images import image_grid, resize_long_side, to_tensor
-from fast_style.losses import LossConfig, LossTerms, PerceptualLoss
+from fast_style.losses import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS, LossConfig, LossTerms, PerceptualLoss  # noqa: F401 - re-exported
 from fast_style.models import LossNet, build_loss_net
 
 TERMS = LossTerms._fields
-GATYS_CONTENT_LAYER = "relu4_2"  # Caffe's in-place ReLU makes Gatys' "conv4_2" blob relu4_2
-GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 OPTIMIZERS = ("lbfgs", "adam")
 
 
@@ -67,7 +65,10 @@ def build_criterion(
     seed: int = 0,
 ) -> PerceptualLoss:
     """The training criterion (one PerceptualLoss code path), on ``device``."""
-    net = build_loss_net(loss_net, weights, loss.layers, seed=seed) if isinstance(loss_net, str) else loss_net
+    if isinstance(loss_net, str):
+        net = build_loss_net(loss_net, weights, loss.for_loss_net(loss_net).layers, seed=seed)
+    else:
+        net = loss_net
     return PerceptualLoss(net.to(device), style_image.to(device), loss)
 
 

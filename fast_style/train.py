@@ -127,12 +127,13 @@ def load_style_targets(cfg: TrainConfig, first_index: int = 0) -> list[StyleTarg
 def build_criteria(targets: list[StyleTarget], cfg: TrainConfig, device: torch.device) -> None:
     """One PerceptualLoss per style, all sharing one loss network. A single style uses ``cfg.loss``
     as is; in a multi-style run each style takes its own style and tv weight (its configs/style file)."""
-    loss_net = build_loss_net(cfg.loss_net.name, cfg.loss_net.weights, cfg.loss.layers, seed=cfg.seed).to(device)
+    layers = cfg.loss.for_loss_net(cfg.loss_net.name).layers
+    loss_net = build_loss_net(cfg.loss_net.name, cfg.loss_net.weights, layers, seed=cfg.seed).to(device)
     for t in targets:
         loss_cfg = cfg.loss
         if t.index is not None:
             loss_cfg = replace(
-                cfg.loss, style_weight=t.config.style_weight[cfg.loss_net.name], tv_weight=t.config.tv_weight
+                cfg.loss, style_weight=t.config.style_weight, tv_weight=t.config.tv_weight
             )
         t.criterion = PerceptualLoss(loss_net, t.image.to(device), loss_cfg)
 

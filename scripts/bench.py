@@ -133,7 +133,7 @@ def main() -> None:
     variants = ["reference", "fast"] + (["compiled"] if args.compile else [])
 
     if not args.skip_train:
-        cfg = LossConfig()
+        cfg = LossConfig().for_loss_net("vgg16")
         loss_net = build_loss_net("vgg16", "random", cfg.layers).to(device)  # speed only: weights do not matter
         style = torch.rand(1, 3, 256, 256, device=device)
         criterion = PerceptualLoss(loss_net, style, cfg)

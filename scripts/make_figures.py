@@ -131,7 +131,7 @@ def gatys_row(ckpt_state: dict, x: torch.Tensor, iters: int, device: torch.devic
     style_cfg = ckpt_state["config"]["style"]
     gatys = OmegaConf.to_container(OmegaConf.load(REPO / "configs" / "optimize.yaml").gatys)
     loss = LossConfig(content_weight=gatys["content_weight"], style_weight=gatys["style_weight"]["vgg19_caffe"] * style_factor,
-                      tv_weight=style_cfg.get("tv_weight", 1e3), content_layer=GATYS_CONTENT_LAYER,
+                      tv_weight=1e3, normalize=False, content_layer=GATYS_CONTENT_LAYER,
                       style_layers=GATYS_STYLE_LAYERS)
     path = resolve_style_image(style_cfg["name"], style_image or style_cfg.get("image"), style_cfg.get("url"),
                                style_cfg.get("filename"))

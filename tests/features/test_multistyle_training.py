@@ -43,7 +43,7 @@ def make_photos(root: Path) -> Path:
 def multi_config(tmp: Path, photos: Path, styles_dir: Path, names: list[str], steps: int = 4) -> TrainConfig:
     cfg = TrainConfig()
     cfg.styles = [
-        StyleConfig(name=n, image=str(styles_dir / f"{n}.jpg"), size=48, style_weight={"vgg16": 1e6}, tv_weight=1e2)
+        StyleConfig(name=n, image=str(styles_dir / f"{n}.jpg"), size=48, style_weight=10.0, tv_weight=0.0)
         for n in names
     ]
     cfg.model.name = "multistyle"

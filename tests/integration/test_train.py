@@ -45,7 +45,7 @@ def tiny_config(tmp_path, photos, style, steps=4, **trainer) -> TrainConfig:
     cfg.model.width = 8
     cfg.model.n_residual = 1
     cfg.loss_net.weights = "random"
-    cfg.loss.style_weight = 1e6
+    cfg.loss.style_weight = 10.0  # normalised recipe: style dominates, so tiny runs learn fast
     cfg.device = "cpu"
     cfg.trainer.steps = steps
     cfg.trainer.lr = 1e-2
@@ -156,13 +156,19 @@ def test_compiled_training_follows_the_eager_loss_curve(tmp_path, tiny_photos, s
 def test_channels_last_and_bf16_training_track_fp32(tmp_path, tiny_photos, style_image):
     """channels_last changes only the conv summation order; bf16 autocast (Grams and instance-norm
     statistics in fp32) stays within a few percent of fp32 over a short run."""
-    # lr 1e-3: the tests' usual 1e-2 makes these 8 steps chaotic, amplifying any rounding
-    base = _totals(train(tiny_config(tmp_path / "f", tiny_photos, style_image, steps=8, lr=1e-3), logger=NullLogger()))
-    cl = _totals(train(tiny_config(tmp_path / "cl", tiny_photos, style_image, steps=8, lr=1e-3, channels_last=True),
-                       logger=NullLogger()))
+    # lr 1e-3: the tests' usual 1e-2 makes these 8 steps chaotic, amplifying any rounding. The
+    # classic raw-MSE loss, whose smooth tiny-run trajectory these tolerances were measured on
+    # (the normalised one divides by per-batch statistics: bf16 moves single steps up to ~35 %
+    # there with the same 0.7 % mean drift)
+    def run(name: str, **trainer) -> torch.Tensor:
+        cfg = tiny_config(tmp_path / name, tiny_photos, style_image, steps=8, lr=1e-3, **trainer)
+        cfg.loss.normalize, cfg.loss.content_weight, cfg.loss.style_weight = False, 1e5, 1e6
+        return _totals(train(cfg, logger=NullLogger()))
+
+    base = run("f")
+    cl = run("cl", channels_last=True)
     torch.testing.assert_close(cl, base, rtol=1e-3, atol=0)
-    bf16 = _totals(train(tiny_config(tmp_path / "b", tiny_photos, style_image, steps=8, lr=1e-3, amp="bf16"),
-                         logger=NullLogger()))
+    bf16 = run("b", amp="bf16")
     # per step, rounding reorders this tiny noisy problem's trajectory a little (up to ~11 %
     # here; ~3 % on real photos), the curve as a whole must match
     worst = ((bf16 - base).abs() / base).max().item()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from fast_style.checkpoint import save_checkpoint
@@ -47,6 +48,14 @@ def test_evaluate_script_end_to_end(tmp_path: Path, photos_val: Path, style_imag
     assert data["settings"]["loss"]["style_layers"] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
     gatys = {r["method"]: r["total"] for r in data["means"]}
     assert gatys["gatys-4"] <= gatys["gatys-2"] <= gatys["photo"]
+    # the independent measure sits beside the loss: the photo is its reference point (1 and 0),
+    # and L-BFGS, which moves towards the painting, scores below the photo
+    measured = {r["method"]: r for r in data["means"]}
+    assert measured["photo"]["style_score"] == pytest.approx(1.0, rel=1e-4)
+    assert measured["photo"]["content_change"] == pytest.approx(0.0, abs=1e-6)
+    assert measured["gatys-4"]["style_score"] < 1.0
+    assert measured["gatys-4"]["content_change"] > 0
+    assert "style score" in proc.stdout and data["settings"]["measure"]["content_layer"] == "relu4_2"
 
 
 def test_evaluate_script_reports_a_missing_checkpoint(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def test_train_and_optimize_report_the_same_loss(photos_val, style_image, caffe_
     (content target once, then terms) give the same numbers for the same image."""
     photo = _photo(photos_val, 64)
     stylized = (photo * 0.7 + 0.15).clamp(0, 1)  # any image that is not the photo
-    cfg = LossConfig(content_weight=1e5, style_weight=1e7, tv_weight=1e2)
+    cfg = LossConfig(content_weight=1e5, style_weight=1e7, tv_weight=1e2, normalize=False)
     style = load_style_tensor(style_image, 128)
     train_criterion = PerceptualLoss(caffe_net, style, cfg)
 
@@ -56,7 +56,7 @@ def test_train_and_optimize_report_the_same_loss(photos_val, style_image, caffe_
 
 def test_lbfgs_decreases_the_loss_monotonically(photos_val, style_image, caffe_net) -> None:
     photo = _photo(photos_val, 48)
-    cfg = LossConfig(content_weight=1e4, style_weight=6.5e6, tv_weight=1e2,
+    cfg = LossConfig(content_weight=1e4, style_weight=6.5e6, tv_weight=1e2, normalize=False,
                      content_layer=GATYS_CONTENT_LAYER, style_layers=GATYS_STYLE_LAYERS)
     criterion = build_criterion(caffe_net, load_style_tensor(style_image, 96), cfg)
     result = optimize_image(criterion, photo, initial_image("content", photo), max_iter=20, progress=False)
@@ -69,7 +69,7 @@ def test_lbfgs_decreases_the_loss_monotonically(photos_val, style_image, caffe_n
 
 def test_adam_also_lowers_the_loss(photos_val, style_image, caffe_net) -> None:
     photo = _photo(photos_val, 32)
-    cfg = LossConfig(content_layer=GATYS_CONTENT_LAYER, style_layers=GATYS_STYLE_LAYERS, style_weight=6.5e6)
+    cfg = LossConfig(content_layer=GATYS_CONTENT_LAYER, style_layers=GATYS_STYLE_LAYERS, style_weight=6.5e6, normalize=False)
     criterion = build_criterion(caffe_net, load_style_tensor(style_image, 64), cfg)
     result = optimize_image(criterion, photo, initial_image("noise", photo), optimizer="adam", max_iter=10, progress=False)
     assert result.history[-1]["total"] < result.history[0]["total"]

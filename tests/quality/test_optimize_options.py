@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def criterion(style_image):
     net = build_loss_net("vgg19_caffe", "imagenet", ("relu1_1", "relu5_1"))
-    cfg = LossConfig(content_weight=1e4, style_weight=6.5e6, tv_weight=1e2,
+    cfg = LossConfig(content_weight=1e4, style_weight=6.5e6, tv_weight=1e2, normalize=False,
                      content_layer=GATYS_CONTENT_LAYER, style_layers=GATYS_STYLE_LAYERS)
     return build_criterion(net, load_style_tensor(style_image, 64), cfg)
 

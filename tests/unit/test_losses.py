@@ -79,4 +79,27 @@ def test_loss_config_rejects_bad_values():
     with pytest.raises(ConfigError, match="style_weight"):
         LossConfig(style_weight=-1)
     with pytest.raises(ConfigError, match="style_layer_weights"):
-        LossConfig(style_layer_weights=[1.0])
+        LossConfig(style_layer_weights=[1.0], style_layers=["relu1_2", "relu2_2"])
+    with pytest.raises(ConfigError, match="style_layer_weights"):  # checked against the network's defaults
+        LossConfig(style_layer_weights=[1.0]).for_loss_net("vgg16")
+
+
+def test_normalized_loss_does_not_depend_on_the_feature_scale():
+    """loss.normalize: the same weights mean the same thing on any loss network. Scaling every
+    feature by k (a network with larger activations) leaves every term unchanged, while the
+    classic raw-MSE terms move by k^2 (content) and k^4 (style)."""
+    torch.manual_seed(0)
+    net = build_loss_net("vgg16", "random", ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+    style, content = torch.rand(1, 3, 40, 40), torch.rand(2, 3, 32, 32)
+    output = torch.rand(2, 3, 32, 32)
+    terms = {}
+    for normalize in (True, False):
+        for k in (1.0, 50.0):
+            net.feature_scale = k
+            crit = PerceptualLoss(net, style, LossConfig(content_weight=1.0, style_weight=1.0, normalize=normalize))
+            terms[normalize, k] = crit(output, content)
+    net.feature_scale = 1.0
+    for name in ("content", "style"):
+        assert getattr(terms[True, 50.0], name).item() == pytest.approx(getattr(terms[True, 1.0], name).item(), rel=1e-3)
+    assert terms[False, 50.0].content.item() == pytest.approx(2500 * terms[False, 1.0].content.item(), rel=1e-3)
+    assert terms[False, 50.0].style.item() == pytest.approx(50.0**4 * terms[False, 1.0].style.item(), rel=1e-3)
