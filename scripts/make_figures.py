@@ -15,8 +15,14 @@ writes, in ``--out`` (docs/figures):
   ``temporal_smoothing`` 0 and ``--smoothing``, with the amplified difference of two consecutive
   frames (flicker shows as bright speckle there).
 
-Only the library API is used (Stylizer, fast_style.optimize, fast_style.video); this file only
-lays the images out. ``--only mix,strength,style_inputs,color,video`` makes a subset.
+- ``quality_curve.png`` (``--curve ck1.pt ck2.pt ...``, docs/QUALITY.md): each checkpoint's
+  stylization of two unseen photos, one row per checkpoint, with the independent measure's style
+  score and content change (fast_style.measure) over ``--curve-photos`` photos, printed as a table;
+- ``shipped_styles.png`` (``--shipped name ...``, the README's opening grid): a photo none of the
+  shipped networks saw, then its stylization by each.
+
+Only the library API is used (Stylizer, fast_style.optimize, fast_style.video, fast_style.measure);
+this file only lays the images out. ``--only mix,strength,style_inputs,color,video`` makes a subset.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from fast_style.checkpoint import load_checkpoint
 from fast_style.color import match_color_stats, rgb_to_ycbcr
 from fast_style.config import resolve_device
 from fast_style.images import load_image, resize_long_side, save_image, to_pil, to_tensor
+from fast_style.data import list_images
 from fast_style.losses import LossConfig
+from fast_style.measure import MEASURE_SIZE, StyleScorer
 from fast_style.optimize import (
     GATYS_CONTENT_LAYER,
     GATYS_STYLE_LAYERS,
@@ -225,6 +233,39 @@ def video_figure(single: Path, photos: Path, out: Path, smoothing: float, frames
     return save_image(canvas, out / "video_frames.png")
 
 
+def quality_curve(ckpts: list[Path], photos: Path, n: int, out: Path, style_image: str | None,
+                  device: torch.device) -> Path:
+    """Style score and content change of each checkpoint on the first ``n`` unseen photos
+    (stylized at 240 px, as in tests/quality/test_recipe.py), printed as a markdown table, and a
+    grid: two photos, one row per checkpoint."""
+    paths = list_images(photos)[:n]
+    xs = [to_tensor(resize_long_side(load_image(p), 240)).unsqueeze(0).to(device) for p in paths]
+    scorer, rows, labels = None, [[x[0] for x in xs[:2]]], ["photo"]
+    print("| checkpoint | step | style score | content change | per layer (relu1_1..relu5_1) |\n|---|---|---|---|---|")
+    for ckpt in ckpts:
+        stylizer = Stylizer.from_checkpoint(ckpt, device=device)
+        state = load_checkpoint(ckpt)
+        if scorer is None:
+            cfg = state["config"]["style"]
+            painting = resolve_style_image(cfg["name"], style_image or cfg.get("image"), cfg.get("url"), cfg.get("filename"))
+            scorer = StyleScorer(load_style_tensor(painting, MEASURE_SIZE), device=device)
+        ys = [stylizer(x) for x in xs]
+        score = scorer.score_many(ys, xs)
+        print(f"| {ckpt.name} | {state.get('step')} | {score.style:.3f} | {score.content:.3f} | "
+              + ", ".join(f"{v:.2f}" for v in score.per_layer) + " |")
+        rows.append([y[0] for y in ys[:2]])
+        labels.append(f"step {state.get('step')}: style {score.style:.2f}, content {score.content:.2f}")
+    grid = labeled_grid([list(col) for col in zip(*rows)], labels, cell_h=160)
+    return save_image(grid, out / "quality_curve.png")
+
+
+def shipped_grid(names: list[str], photo: Path, out: Path, size: int, device: torch.device) -> Path:
+    """The README's opening figure: ``photo`` (seen by none of the networks) and each shipped style."""
+    x = to_tensor(resize_long_side(load_image(photo), size)).unsqueeze(0)
+    cells = [x[0]] + [Stylizer.from_checkpoint(name, device=device)(x.to(device))[0].cpu() for name in names]
+    return save_image(labeled_grid([cells], ["photo", *names], cell_h=size * 2 // 3), out / "shipped_styles.png")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--single", default="checkpoints/starry_night.pt", help="a one-style checkpoint (colour, video)")
@@ -244,6 +285,10 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=48)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--curve", nargs="*", default=[], help="checkpoints of one run at increasing steps")
+    p.add_argument("--curve-photos", type=int, default=8, help="unseen photos the curve is measured on")
+    p.add_argument("--shipped", nargs="*", default=[], help="shipped style names for shipped_styles.png")
+    p.add_argument("--shipped-photo", default=str(REPO / "fast_style" / "sample" / "photos" / "chelsea.jpg"))
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -260,6 +305,10 @@ def main() -> None:
                            args.gatys_style_factor))
     if "video" in only:
         print(video_figure(Path(args.single), photos, out, args.smoothing, args.frames, device))
+    if args.curve:
+        print(quality_curve([Path(c) for c in args.curve], photos, args.curve_photos, out, args.style_image, device))
+    if args.shipped:
+        print(shipped_grid(args.shipped, Path(args.shipped_photo), out, args.size, device))
 
 
 if __name__ == "__main__":
