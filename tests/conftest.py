@@ -41,7 +41,7 @@ def _shared(sub: str, fallback: Path | None = None) -> Path:
 
 @pytest.fixture(scope="session")
 def photos_train() -> Path:
-    """Training photos: ../shared/data/photos_train, or the six embedded sample photos."""
+    """Training photos: ../shared/data/photos_train, or the five embedded sample photos."""
     return _shared("photos_train", SAMPLE_PHOTOS)
 
 
