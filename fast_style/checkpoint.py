@@ -3,6 +3,11 @@
 A checkpoint carries everything stylize needs (model config + weights + style name) and
 everything resume needs (optimizer, step, RNG, resolved config). Only tensors and plain Python
 containers go in, so loading never runs pickled code.
+
+A bare name (``ckpt=starry_night``) that is not a file resolves to a network shipped with the
+package, ``fast_style/pretrained/<name>.pt``: the same format with fp16 weights and no optimizer
+or RNG state (:func:`pretrained_state`; half the size in git), loaded back to fp32, so a fresh
+clone can stylize before it has trained anything.
 """
 
 from __future__ import annotations
@@ -20,6 +25,39 @@ from fast_style.models.transformer import ImageTransformNet, TransformerConfig
 
 FORMAT = "fast-style-checkpoint"
 VERSION = 1
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+# What a shipped network keeps: enough to stylize, export and evaluate, nothing to resume.
+PRETRAINED_KEYS = ("model_config", "model", "style", "styles", "loss_net", "step", "config")
+
+
+def shipped_networks() -> list[str]:
+    """Names accepted as ``ckpt=<name>``: the ``.pt`` files in ``fast_style/pretrained``."""
+    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt"))
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A file path as given, or, when no such file exists and ``path`` is a bare name (no folder,
+    no suffix), the shipped ``fast_style/pretrained/<name>.pt``. A local file always wins, so a
+    network trained to ``./starry_night`` is never shadowed by the shipped one."""
+    given = Path(path).expanduser()
+    if given.exists() or given.parent != Path(".") or given.suffix:
+        return given
+    shipped = PRETRAINED_DIR / f"{given.name}.pt"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(shipped_networks()) or "none in this installation"
+    raise CheckpointError(f"{given}: no such checkpoint file, and no shipped network of that name (shipped: {names})")
+
+
+def pretrained_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The part of a training checkpoint that is shipped in ``fast_style/pretrained``: the weights
+    in fp16 (half the bytes; the 8-bit outputs are unchanged to within a grey level or so) and
+    the metadata stylize/export/evaluate read, without the optimizer and RNG state."""
+    out = {k: state[k] for k in PRETRAINED_KEYS if k in state}
+    out["model"] = {
+        k: v.detach().to(torch.float16) if v.is_floating_point() else v for k, v in state["model"].items()
+    }
+    return out
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -43,8 +81,9 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and validate; every way a file can be wrong is one CheckpointError line."""
-    path = Path(path).expanduser()
+    """Load and validate; every way a file can be wrong is one CheckpointError line. ``path`` may
+    be a shipped network's name (:func:`resolve_checkpoint`); fp16 weights come back as fp32."""
+    path = resolve_checkpoint(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
     if path.is_dir():
@@ -68,6 +107,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     for key in ("model_config", "model"):
         if key not in state:
             raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
+    if isinstance(state["model"], dict):  # shipped networks store fp16; every consumer computes in fp32
+        state["model"] = {
+            k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+            for k, v in state["model"].items()
+        }
     return state
 
 

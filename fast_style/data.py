@@ -10,6 +10,11 @@ after hours on a GPU. What the header scan cannot see (a JPEG cut off halfway) i
 by :class:`PhotoFolder`, which marks it in a shared-memory flag tensor: DataLoader workers are
 separate processes, so a per-process counter would be lost; the flags are read by the training
 process at log intervals and at the end of the run.
+
+``data.root=sample`` (and ``data.val_root=sample``, ``evaluate.py photos=sample``) names the
+photos embedded in the package (``fast_style/sample/photos``, public domain/CC0, licences in
+``fast_style/sample/README.md``), so a fresh clone trains without downloading COCO. The name is
+resolved in :func:`list_images`, the one place every photo folder goes through.
 """
 
 from __future__ import annotations
@@ -36,9 +41,26 @@ COCO_HELP = (
 )
 
 
+SAMPLE_NAME = "sample"
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
+SAMPLE_PHOTOS = SAMPLE_DIR / "photos"
+
+
+def resolve_photo_root(root: str | Path) -> Path:
+    """``sample`` -> the embedded photos (installed with the package); any other value is a path.
+
+    A folder that happens to be called ``sample`` in the working directory is still reachable
+    as ``./sample``: only the bare name is special, so the quick start works from any directory.
+    """
+    if str(root) == SAMPLE_NAME:
+        return SAMPLE_PHOTOS
+    return Path(root).expanduser()
+
+
 def list_images(root: str | Path, what: str = "data.root") -> list[Path]:
-    """All images under ``root`` (recursive, sorted for reproducibility)."""
-    root = Path(root).expanduser()
+    """All images under ``root`` (recursive, sorted for reproducibility); ``sample`` is the
+    embedded photo set (:func:`resolve_photo_root`)."""
+    root = resolve_photo_root(root)
     if not root.exists():
         raise ConfigError(f"{what}={root}: no such folder; {COCO_HELP}")
     if not root.is_dir():
@@ -272,7 +294,7 @@ def is_shard_dir(path: str | Path | None) -> bool:
     """A folder written by ``scripts/preprocess.py`` (it holds the shard index)."""
     from fast_style.shards import INDEX
 
-    return path is not None and (Path(path).expanduser() / INDEX).is_file()
+    return path is not None and (resolve_photo_root(path) / INDEX).is_file()
 
 
 @dataclass
@@ -306,7 +328,7 @@ def resolve_training_data(
         return DataSource("shards", str(folder), dataset.scan_report)
     files = list_images(root, "data.root")
     report = scan_images(files, max_pixels) if scan else ScanReport(good=files)
-    return DataSource("photos", str(root), report)
+    return DataSource("photos", str(resolve_photo_root(root)), report)
 
 
 def open_training_data(source: DataSource, image_size: int, max_pixels: int | None = None) -> Dataset:

@@ -30,7 +30,7 @@ from PIL import Image
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
 from fast_style.config import resolve_device
-from fast_style.data import list_images
+from fast_style.data import list_images, resolve_photo_root
 from fast_style.errors import ConfigError
 from fast_style.images import image_grid, load_image, resize_long_side, save_image, to_pil, to_tensor
 from fast_style.losses import JOHNSON_STYLE_LAYERS, LossConfig, PerceptualLoss
@@ -90,7 +90,7 @@ def _style_image_path(train_config: dict[str, Any], override: str | None) -> Pat
 
 
 def _photo_paths(photos: str | Path, n: int) -> list[Path]:
-    photos = Path(photos).expanduser()
+    photos = resolve_photo_root(photos)  # photos=sample: the embedded photos
     if photos.is_file():
         return [photos]
     if not photos.is_dir():

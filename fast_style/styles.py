@@ -1,4 +1,8 @@
-"""Named styles: a style name resolves to an image file (explicit path > cache > download).
+"""Named styles: a style name resolves to an image file (explicit path > shipped > cache > download).
+
+Public-domain paintings travel with the package (``fast_style/sample/styles/<name>.jpg``, sources
+and licences in ``fast_style/sample/README.md``), so those styles work offline on a fresh clone;
+modern works are never shipped and keep downloading into the cache on first use.
 
 ``style.preserve_color=histogram`` recolours the loaded style image with the colour statistics
 of the training photos before its Grams are computed (:func:`match_training_colors`).
@@ -19,7 +23,7 @@ import torch
 from PIL import Image
 
 from fast_style.color import color_stats, match_color_stats
-from fast_style.data import is_shard_dir, list_images
+from fast_style.data import SAMPLE_DIR, is_shard_dir, list_images
 from fast_style.errors import ConfigError, ImageError
 from fast_style.fileio import atomic_write
 from fast_style.images import load_image, resize_long_side, to_tensor
@@ -34,6 +38,15 @@ def cache_dir() -> Path:
     return Path(root).expanduser() / "styles"
 
 
+SHIPPED_STYLES = SAMPLE_DIR / "styles"
+
+
+def shipped_style_image(name: str) -> Path | None:
+    """The painting shipped for style ``name`` (``fast_style/sample/styles/<name>.jpg``), or None."""
+    path = SHIPPED_STYLES / f"{name}.jpg"
+    return path if path.is_file() else None
+
+
 def resolve_style_image(
     name: str,
     image: str | None = None,
@@ -43,8 +56,9 @@ def resolve_style_image(
 ) -> Path:
     """Find the style image file for ``name``.
 
-    ``image`` (``style.image=...``) always wins. Otherwise the file is looked up in the cache and,
-    if missing, downloaded once from ``url`` into it, so the network is touched at most once.
+    ``image`` (``style.image=...``) always wins. Otherwise a painting shipped with the package
+    (:func:`shipped_style_image`) is used, then the cache and, if missing, one download from
+    ``url`` into the cache, so the network is touched at most once and never for a shipped style.
     """
     if image:
         path = Path(image).expanduser()
@@ -52,6 +66,9 @@ def resolve_style_image(
             raise ConfigError(f"style.image={image}: no such file")
         load_image(path)  # fail now, with a clear message, rather than after the loss net is built
         return path
+    shipped = shipped_style_image(name)
+    if shipped is not None:
+        return shipped
     if not url:
         raise ConfigError(
             f"style {name!r} has neither style.image nor style.url; pass style.image=/path/to/painting.jpg"

@@ -1,4 +1,5 @@
-"""Shared fixtures. Real photos and paintings come from ../shared/data (never copied into the repo)."""
+"""Shared fixtures. Real photos and paintings come from ../shared/data (never copied into the
+repo) when it is there; a fresh clone falls back to the embedded sample (fast_style/sample)."""
 
 from __future__ import annotations
 
@@ -11,37 +12,73 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# ../shared/data next to the checkout (CI and the project's machines); FAST_STYLE_SHARED_DATA
+# points elsewhere (or at a missing folder, to try the fresh-clone behaviour without moving it).
+SHARED_DATA = Path(os.environ.get("FAST_STYLE_SHARED_DATA") or REPO.parent / "shared" / "data")
+# The embedded sample (public domain/CC0, fast_style/sample/README.md): a fresh clone has it.
+SAMPLE_PHOTOS = REPO / "fast_style" / "sample" / "photos"
+SAMPLE_STYLE = REPO / "fast_style" / "sample" / "styles" / "starry_night.jpg"
+NEEDS_SHARED = (
+    "needs the larger shared test data (../shared/data: 300+190 photos, all the paintings), "
+    "which a fresh clone does not have; everything else runs on the embedded sample"
+)
 
 
-def _shared(sub: str) -> Path:
+def _shared(sub: str, fallback: Path | None = None) -> Path:
+    """A path under ../shared/data. Without it: the embedded ``fallback`` where the test only
+    needs some photos or Starry Night, else a skip with the one reason above; with
+    FAST_STYLE_REQUIRE_DATA=1 (CI) a missing folder is a failure, so nothing silently moves to
+    the small sample there."""
     path = SHARED_DATA / sub
-    if not path.exists():
-        message = f"{path} is missing: the shared test data must sit next to the checkout (../shared/data)"
-        if os.environ.get("FAST_STYLE_REQUIRE_DATA"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    if path.exists():
+        return path
+    if os.environ.get("FAST_STYLE_REQUIRE_DATA"):
+        pytest.fail(f"{path} is missing and FAST_STYLE_REQUIRE_DATA=1: {NEEDS_SHARED}")
+    if fallback is not None:
+        return fallback
+    pytest.skip(NEEDS_SHARED)
 
 
 @pytest.fixture(scope="session")
 def photos_train() -> Path:
-    return _shared("photos_train")
+    """Training photos: ../shared/data/photos_train, or the five embedded sample photos."""
+    return _shared("photos_train", SAMPLE_PHOTOS)
 
 
 @pytest.fixture(scope="session")
 def photos_val() -> Path:
-    return _shared("photos_val")
+    """Held-out photos: ../shared/data/photos_val, or the embedded sample photos."""
+    return _shared("photos_val", SAMPLE_PHOTOS)
 
 
 @pytest.fixture(scope="session")
 def style_image() -> Path:
-    return _shared("styles/starry_night.jpg")
+    """Starry Night: the shared copy, or the one shipped in fast_style/sample/styles."""
+    return _shared("styles/starry_night.jpg", SAMPLE_STYLE)
 
 
 @pytest.fixture(scope="session")
 def styles_dir() -> Path:
+    """Every named painting (candy, the_scream, ...): only ../shared/data has them all."""
     return _shared("styles")
+
+
+@pytest.fixture(scope="session")
+def shared_photos_train() -> Path:
+    """The 300 shared training photos, for tests whose measurement needs more than the sample."""
+    return _shared("photos_train")
+
+
+@pytest.fixture(scope="session")
+def shared_photos_val() -> Path:
+    """The 190 shared held-out photos, for tests calibrated on them (specific photos, thresholds)."""
+    return _shared("photos_val")
+
+
+@pytest.fixture(scope="session")
+def shared_style_image() -> Path:
+    """The shared Starry Night (1024x640), for tests whose thresholds were measured with it."""
+    return _shared("styles/starry_night.jpg")
 
 
 @pytest.fixture

@@ -27,12 +27,16 @@ SIZE = 32
 
 @pytest.fixture(scope="module")
 def photos(photos_train, tmp_path_factory) -> Path:
-    """12 real photos in two sub-folders, plus one corrupt .jpg and one text file."""
+    """12 real photos in two sub-folders, plus one corrupt .jpg and one text file. The embedded
+    sample (a fresh clone) has fewer photos: they are linked again under other names."""
     root = tmp_path_factory.mktemp("subset") / "photos"
-    for i, src in enumerate(list_images(photos_train)[:12]):
+    sources = list_images(photos_train)
+    for i in range(12):
+        src = sources[i % len(sources)]
         sub = root / ("a" if i % 2 else "b")
         sub.mkdir(parents=True, exist_ok=True)
-        (sub / src.name).symlink_to(src)
+        name = src.name if i < len(sources) else f"{src.stem}_{i}{src.suffix}"
+        (sub / name).symlink_to(src)
     (root / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (root / "notes.txt").write_text("ignored")
     return root
