@@ -3,26 +3,37 @@
     python scripts/bench.py                      # CPU, small defaults (~2-3 min on 2 cores)
     python scripts/bench.py --compile            # + torch.compile'd fast path (~1 min compile per shape on CPU)
     python scripts/bench.py --device cuda --train-batches 4,8,16 --sizes 256,512,1024,2160x3840
+    python scripts/bench.py --skip-train --folder 8 --folder-size 1024   # + whole-process folder rows
 
 Reference = plain implementation: fp32, eager, NCHW, nearest-upsample then 3x3 conv in the
 decoder, the loss network run to relu4_3 separately on the output and on the input, inference
 under no_grad. fast-style = the library's defaults: polyphase upsample-conv decoder
 (fast_style.models.transformer.upsample_conv), PerceptualLoss (input run only up to the content
 layer, style Grams precomputed), inference_mode; with --compile also torch.compile (compile time
-printed separately, never inside the timings). Warm-up excluded, CUDA synchronised, median of
-repeats, reference and fast path interleaved so that load on the machine hits both alike.
+printed separately, never inside the timings); on the CPU also the onnxruntime backend (Stylizer's
+default there: the cached export of fast_style.onnx_backend, export time printed separately).
+Warm-up excluded, CUDA synchronised, median of repeats, reference and fast path interleaved so
+that load on the machine hits both alike. ``--folder N``: whole processes on a folder of N
+random photos, ``scripts/plain_stylize.py`` (plain fp32 eager loop) against ``scripts/stylize.py``
+with its defaults, warm ONNX cache and cold cache (the export included) in separate rows.
 Results go to docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -122,6 +133,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--compile", action="store_true", help="also time the torch.compile'd fast path")
+    p.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime column (CPU only anyway)")
+    p.add_argument("--folder", type=int, default=0, help="whole-process rows on a folder of this many photos")
+    p.add_argument("--folder-size", type=int, default=1024)
+    p.add_argument("--skip-stylize", action="store_true")
     args = p.parse_args()
 
     device = torch.device(args.device)
@@ -167,19 +182,36 @@ def main() -> None:
             print(row + f" {peak_memory_mb(device)} |", flush=True)
         print()
 
+    if not args.skip_stylize:
+        bench_stylize(args, device)
+    if args.folder:
+        bench_folder(args)
+
+
+def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
+    """Per-image stylization table: reference, fast-style eager, [compiled], [onnxruntime]."""
     fast_model = ImageTransformNet(PRESETS[args.model]).to(device).eval()
     ref_model = textbook(ImageTransformNet(PRESETS[args.model]).to(device).eval())
     ref_model.load_state_dict(fast_model.state_dict())
     # inference_mode tensors cannot pass through torch.compile's graph capture: no_grad there
     compiled_net = torch.compile(fast_model, dynamic=False) if args.compile else None  # one graph per size
+    onnx_net = None
+    if device.type == "cpu" and not args.no_onnx:
+        from fast_style.onnx_backend import OnnxNet
+
+        with tempfile.TemporaryDirectory() as cache:  # a fresh cache: the export is timed every run
+            t = time.perf_counter()
+            onnx_net = OnnxNet(fast_model, Path(cache))
+            print(f"# onnxruntime: export + session {time.perf_counter() - t:.1f} s (once per checkpoint, cached)\n")
 
     def compiled(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return compiled_net(x).clamp_(0.0, 1.0)
 
-    print("| stylize | batch | reference ms/img | fast-style ms/img | speed-up |"
-          + (" compiled ms/img | speed-up | compile s |" if args.compile else "") + " peak memory |")
-    print("|---|---|---|---|---|" + ("---|---|---|" if args.compile else "") + "---|")
+    print("| stylize | batch | reference ms/img | torch eager ms/img | speed-up |"
+          + (" compiled ms/img | speed-up | compile s |" if args.compile else "")
+          + (" onnxruntime ms/img | speed-up |" if onnx_net else "") + " peak memory |")
+    print("|---|---|---|---|---|" + ("---|---|---|" if args.compile else "") + ("---|---|" if onnx_net else "") + "---|")
     for text in args.sizes.split(","):
         h, w = parse_size(text)
         x = torch.rand(args.infer_batch, 3, h, w, device=device)
@@ -191,6 +223,8 @@ def main() -> None:
         fns: dict[str, Callable[[], None]] = {"reference": reference, "fast": lambda: fast_model.stylize(x)}
         if args.compile:
             fns["compiled"] = lambda: compiled(x)
+        if onnx_net:
+            fns["onnxruntime"] = lambda: onnx_net(x)
         compile_s = compile_timed(fns["compiled"], device) if args.compile else 0.0
         reset_peak(device)
         ms = {name: t * 1e3 / args.infer_batch for name, t in timed(fns, device, args.warmup, args.repeats).items()}
@@ -198,7 +232,60 @@ def main() -> None:
               f"{ms['reference'] / ms['fast']:.2f}x |"
         if args.compile:
             row += f" {ms['compiled']:.0f} | {ms['reference'] / ms['compiled']:.2f}x | {compile_s:.0f} |"
+        if onnx_net:
+            row += f" {ms['onnxruntime']:.0f} | {ms['reference'] / ms['onnxruntime']:.2f}x |"
         print(row + f" {peak_memory_mb(device)} |", flush=True)
+
+
+def bench_folder(args: argparse.Namespace) -> None:
+    """Whole processes on one folder (median of ``--repeats``, interleaved): the plain script
+    against ``scripts/stylize.py`` with its defaults (warm ONNX cache), then a cold-cache row."""
+    from fast_style.checkpoint import save_checkpoint
+
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        torch.manual_seed(0)
+        model = ImageTransformNet(PRESETS[args.model])
+        ckpt = save_checkpoint({"model_config": model.config.to_dict(), "model": model.state_dict(), "style": "s"},
+                               root / "bench.pt")
+        photos = root / "photos"
+        photos.mkdir()
+        rng = np.random.default_rng(0)
+        from PIL import Image
+
+        for i in range(args.folder):  # smooth gradients + noise: PNG sizes like photos, not like noise
+            n = args.folder_size
+            yy, xx = np.mgrid[0:n, 0:n]
+            base = np.stack([xx / n, yy / n, (xx + yy) / (2 * n)], -1) * 200 + rng.normal(0, 12, (n, n, 3))
+            Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(photos / f"p{i}.png")
+        env = {**os.environ, "PYTHONPATH": str(repo), "FAST_STYLE_ONNX_CACHE": str(root / "onnx")}
+        commands = {
+            "plain script": [sys.executable, str(repo / "scripts/plain_stylize.py"), str(ckpt), str(photos), str(root / "o1")],
+            "stylize.py (defaults)": [sys.executable, str(repo / "scripts/stylize.py"), f"ckpt={ckpt}",
+                                      f"input={photos}", f"output={root / 'o2'}"],
+        }
+
+        def run(cmd: list[str], extra: dict[str, str] | None = None) -> float:
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, env={**env, **(extra or {})}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            return time.perf_counter() - t
+
+        run(commands["stylize.py (defaults)"])  # fills the cache (the cold row below uses its own)
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.repeats):
+            for name, cmd in commands.items():
+                times[name].append(run(cmd))
+        cold = [run(commands["stylize.py (defaults)"], {"FAST_STYLE_ONNX_CACHE": str(root / f"cold{i}")})
+                for i in range(max(1, args.repeats // 3))]
+        base = statistics.median(times["plain script"])
+        print(f"\n| whole process, {args.folder} images {args.folder_size}x{args.folder_size} | s (median of "
+              f"{args.repeats}) | speed-up |\n|---|---|---|")
+        for name, ts in times.items():
+            print(f"| {name} | {statistics.median(ts):.1f} | {base / statistics.median(ts):.2f}x |")
+        print(f"| stylize.py, cold ONNX cache (exports first) | {statistics.median(cold):.1f} | "
+              f"{base / statistics.median(cold):.2f}x |", flush=True)
 
 
 if __name__ == "__main__":
