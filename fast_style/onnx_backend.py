@@ -54,11 +54,11 @@ def onnx_cache_dir() -> Path:
 
 
 def _versions() -> dict[str, str]:
-    """Versions of what produces the exported graph (onnxruntime only reads it: not part of the key)."""
-    import onnx
-    import onnxscript
+    """Versions of what produces the exported graph (onnxruntime only reads it: not part of the key).
+    Read from the installed metadata: importing onnxscript costs a cached run a second."""
+    from importlib.metadata import version
 
-    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxscript": onnxscript.__version__,
+    return {"torch": torch.__version__, "onnx": version("onnx"), "onnxscript": version("onnxscript"),
             "fast_style": __version__, "format": str(EXPORT_FORMAT)}
 
 
@@ -99,14 +99,21 @@ def session_options(threads: int | None = None):  # noqa: ANN201 - onnxruntime i
 class OnnxNet:
     """A cached, verified onnxruntime session for one network: ``net(x, style_weights)`` takes a
     (B, 3, H, W) float tensor in [0, 1] and the Stylizer's (n_styles,) weights (multi-style only)
-    and returns the clamped stylization as a CPU tensor, like ``ImageTransformNet.stylize``."""
+    and returns the clamped stylization as a CPU tensor, like ``ImageTransformNet.stylize``.
+
+    Sides must be >= 8: the network's own padding switches from reflection to replication for
+    smaller images, a Python branch the export fixes to reflection (Stylizer sends those to torch)."""
 
     def __init__(self, model: ImageTransformNet, cache: Path | None = None):
+        from importlib.util import find_spec
+
         try:
             import onnxruntime  # noqa: F401
-            import onnxscript  # noqa: F401
-        except ImportError as e:
-            raise BackendUnavailable(f"{e.name} is not installed (pip install onnxruntime onnx onnxscript)") from None
+        except ImportError:
+            raise BackendUnavailable("onnxruntime is not installed (pip install onnxruntime onnx onnxscript)") from None
+        for name in ("onnx", "onnxscript"):  # the exporter's; found, not imported (start-up time)
+            if find_spec(name) is None:
+                raise BackendUnavailable(f"{name} is not installed (pip install onnxruntime onnx onnxscript)")
         self.n_styles = model.config.n_styles
         self.cache = cache or onnx_cache_dir()
         self.key = cache_key(model)

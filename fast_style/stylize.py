@@ -159,13 +159,15 @@ class Stylizer:
                 self._note(f"tile_size={self.tile_size}: larger images run tiled on torch (the whole-image "
                            "norm statistics are gathered layer by layer, outside the exported graph)")
             y = stylize_tiled(self.model, x, self.tile_size, self.style_weights)
-        elif model is None and self._onnx is not None:
+        elif model is None and self._onnx is not None and min(h, w) >= 8:
             y = self._onnx(x, self.style_weights).to(x.device)
         elif model is None and self._compiled is not None:
             # outside inference_mode (the video path runs in one): its tensors cannot enter a compiled graph
             with torch.inference_mode(False), torch.no_grad():
                 y = self._compiled(x.clone() if x.is_inference() else x, self.style_weights).clamp_(0.0, 1.0)
         else:
+            if model is None and self._onnx is not None:  # a side under 8 px: see OnnxNet
+                self._note("images with a side under 8 px run on torch (the exported graph pads to 8 by reflection)")
             if model is not None and self._onnx is not None:
                 self._note("temporal_smoothing runs on torch (it carries norm statistics across frames, "
                            "outside the exported graph)")

@@ -34,12 +34,13 @@ SINGLE = TransformerConfig(width=8, n_residual=1)
 MULTI = TransformerConfig(width=8, n_residual=1, n_styles=3)
 
 
-def assert_same_image(a: torch.Tensor, b: torch.Tensor) -> None:
-    """The issue's bar: within 1/255 on at least 99.9 % of the values (and fp32-close overall)."""
+def assert_same_image(a: torch.Tensor, b: torch.Tensor, eight_bit: bool = False) -> None:
+    """The issue's bar: within 1/255 on at least 99.9 % of the values; and fp32-close overall
+    (``eight_bit``: outputs rounded to 8 bits, where fp32 noise may flip a rounding by one level)."""
     assert a.shape == b.shape
     diff = (a.float() - b.float()).abs()
-    assert (diff <= 1 / 255).float().mean() >= 0.999, diff.max()
-    assert diff.max() < 1e-3, diff.max()
+    assert (diff <= 1 / 255 + 1e-6).float().mean() >= 0.999, diff.max()
+    assert diff.max() < (1 / 255 + 1e-6 if eight_bit else 1e-3), diff.max()
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_auto_is_onnxruntime_on_cpu(single):
 ])
 def test_single_style_options_match_torch(single, options):
     ort, ref = pair(single, **options)
-    for shape in [(1, 3, 64, 64), (2, 3, 37, 50), (1, 3, 5, 3)]:  # padded, odd, tiny (replicate padding)
+    for shape in [(1, 3, 64, 64), (2, 3, 37, 50), (1, 3, 8, 9), (1, 3, 5, 3)]:  # padded, odd, smallest, tiny (torch)
         x = torch.rand(*shape)
         assert_same_image(ort(x), ref(x))
     photo = Image.fromarray((np.random.default_rng(0).random((30, 41, 3)) * 255).astype(np.uint8))
@@ -114,19 +115,19 @@ def test_folder_outputs_match_torch(single, tiny_photos, tmp_path):
     a, errors_a = stylize_paths(ort, tiny_photos, tmp_path / "ort", progress=False)
     b, errors_b = stylize_paths(ref, tiny_photos, tmp_path / "torch", progress=False)
     assert not errors_a and not errors_b and len(a) == len(b) == 6
-    for pa, pb in zip(a, b):
-        ia, ib = (torch.from_numpy(np.asarray(Image.open(p), np.float32) / 255) for p in (pa, pb))
-        assert_same_image(ia, ib)
+    for pa, pb in zip(a, b):  # 8-bit files: fp32 noise may flip a rounding, never by more than a level
+        ia, ib = (np.asarray(Image.open(p), np.int16) for p in (pa, pb))
+        assert ia.shape == ib.shape and np.abs(ia - ib).max() <= 1 and (ia != ib).mean() <= 0.01
 
 
 def test_video_frames_match_and_smoothing_falls_back_with_one_line(multi, caplog):
     ort, ref = pair(multi, style="c")
     clip = torch.rand(6, 3, 24, 32)
-    assert_same_image(stylize_frames(ort, clip), stylize_frames(ref, clip))
+    assert_same_image(stylize_frames(ort, clip), stylize_frames(ref, clip), eight_bit=True)
     with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
         smoothed = stylize_frames(ort, clip, temporal_smoothing=0.8, batch_size=2)
     assert sum("temporal_smoothing runs on torch" in r.message for r in caplog.records) == 1
-    assert_same_image(smoothed, stylize_frames(ref, clip, temporal_smoothing=0.8, batch_size=2))
+    assert_same_image(smoothed, stylize_frames(ref, clip, temporal_smoothing=0.8, batch_size=2), eight_bit=True)
 
 
 def test_fallbacks_say_why_in_one_line(single, caplog, monkeypatch):
@@ -166,8 +167,20 @@ def test_export_failure_falls_back_to_torch(tmp_path, monkeypatch, caplog):
         "backend=auto: ONNX export failed (unsupported operator aten::foo); the network runs on torch"]
 
 
-@pytest.mark.slow
-def test_cache_is_keyed_by_content_and_rebuilds_corrupt_entries(tmp_path, caplog):
+def test_cache_is_keyed_by_content_and_rebuilds_corrupt_entries(tmp_path, caplog, monkeypatch):
+    import fast_style.export
+    from fast_style.onnx_backend import model_digest
+
+    # the exporter runs for real once per network; rebuilds of the same network reuse its bytes
+    # (an export costs ~10 s here), so what is tested is the cache's logic, every path of it
+    real, memo = fast_style.export.onnx_bytes, {}
+
+    def export_once(m, *args, **kwargs):
+        if model_digest(m) not in memo:
+            memo[model_digest(m)] = real(m, *args, **kwargs)
+        return memo[model_digest(m)]
+
+    monkeypatch.setattr(fast_style.export, "onnx_bytes", export_once)
     cache = tmp_path / "cache"
     model = perturbed(SINGLE, seed=7)
     first = OnnxNet(model, cache)
