@@ -49,6 +49,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.process_time (CPU seconds of every thread of this process)
+
+
 def timed(fns: dict[str, Callable[[], None]], device: torch.device, warmup: int, repeats: int) -> dict[str, float]:
     """Median seconds per call of each function; calls are interleaved (a, b, a, b, ...) so a
     burst of load on a shared machine does not favour whichever ran second."""
@@ -59,10 +62,10 @@ def timed(fns: dict[str, Callable[[], None]], device: torch.device, warmup: int,
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            t = CLOCK()
             fn()
             sync(device)
-            times[name].append(time.perf_counter() - t)
+            times[name].append(CLOCK() - t)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -137,14 +140,20 @@ def main() -> None:
     p.add_argument("--folder", type=int, default=0, help="whole-process rows on a folder of this many photos")
     p.add_argument("--folder-size", type=int, default=1024)
     p.add_argument("--skip-stylize", action="store_true")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="cpu: CPU seconds (all threads; children for --folder) instead of wall time, for a "
+                        "machine where other jobs take the cores (equal to wall x threads on an idle one)")
     args = p.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
 
     device = torch.device(args.device)
     torch.manual_seed(0)
     print(f"# fast-style bench: {platform.node()} {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
-    print(f"# model={args.model} warmup={args.warmup} repeats={args.repeats} (median, interleaved)\n")
+    print(f"# model={args.model} warmup={args.warmup} repeats={args.repeats} (median, interleaved), "
+          f"clock={args.clock}\n")
     variants = ["reference", "fast"] + (["compiled"] if args.compile else [])
 
     if not args.skip_train:
@@ -267,9 +276,12 @@ def bench_folder(args: argparse.Namespace) -> None:
         }
 
         def run(cmd: list[str], extra: dict[str, str] | None = None) -> float:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run(cmd, check=True, env={**env, **(extra or {})}, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
+            if args.clock == "cpu":
+                u = resource.getrusage(resource.RUSAGE_CHILDREN)
+                return (u.ru_utime - c.ru_utime) + (u.ru_stime - c.ru_stime)
             return time.perf_counter() - t
 
         run(commands["stylize.py (defaults)"])  # fills the cache (the cold row below uses its own)
@@ -280,8 +292,8 @@ def bench_folder(args: argparse.Namespace) -> None:
         cold = [run(commands["stylize.py (defaults)"], {"FAST_STYLE_ONNX_CACHE": str(root / f"cold{i}")})
                 for i in range(max(1, args.repeats // 3))]
         base = statistics.median(times["plain script"])
-        print(f"\n| whole process, {args.folder} images {args.folder_size}x{args.folder_size} | s (median of "
-              f"{args.repeats}) | speed-up |\n|---|---|---|")
+        print(f"\n| whole process, {args.folder} images {args.folder_size}x{args.folder_size} | {args.clock} s "
+              f"(median of {args.repeats}) | speed-up |\n|---|---|---|")
         for name, ts in times.items():
             print(f"| {name} | {statistics.median(ts):.1f} | {base / statistics.median(ts):.2f}x |")
         print(f"| stylize.py, cold ONNX cache (exports first) | {statistics.median(cold):.1f} | "
