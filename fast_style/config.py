@@ -90,7 +90,8 @@ class TrainerConfig:
     ddp_backend: str = "auto"  # torchrun jobs: auto (nccl on CUDA, gloo on CPU) | nccl | gloo
     # speed (docs/PERFORMANCE.md): torch.compile of the forward+loss (cold compile printed apart),
     # bf16 autocast (instance-norm statistics and Grams stay fp32), channels_last memory format
-    compile: bool = False
+    # auto: compile when the run is long enough to repay the cold compile (train.decide_compile)
+    compile: bool | str = "auto"
     amp: str = "none"  # none | bf16
     channels_last: bool = False
 
@@ -175,7 +176,9 @@ class TrainConfig:
             raise ConfigError(
                 f"trainer.rollback_lr_factor must be in (0, 1], got {self.trainer.rollback_lr_factor!r}"
             )
-        for key in ("compile", "channels_last"):
+        if not (isinstance(self.trainer.compile, bool) or self.trainer.compile == "auto"):
+            raise ConfigError(f"trainer.compile must be true, false or auto, got {self.trainer.compile!r}")
+        for key in ("channels_last",):
             if not isinstance(getattr(self.trainer, key), bool):
                 raise ConfigError(f"trainer.{key} must be true or false, got {getattr(self.trainer, key)!r}")
         if self.trainer.amp not in ("none", "bf16"):

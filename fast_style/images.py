@@ -6,10 +6,9 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torchvision.utils import make_grid
 
 from fast_style.errors import ImageError
 from fast_style.fileio import atomic_write
@@ -77,7 +76,15 @@ def load_image(path: str | os.PathLike, allow_huge: bool = False) -> Image.Image
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL RGB -> (3, H, W) float32 in [0, 1]."""
+    """PIL RGB -> (3, H, W) float32 in [0, 1].
+
+    8-bit RGB (what :func:`load_image` returns) is converted here, exactly as torchvision's
+    ``to_tensor`` does; importing torchvision costs a stylize run over a second of start-up
+    (it pulls in torch._dynamo), so it is imported only for other modes."""
+    if img.mode == "RGB":
+        return torch.from_numpy(np.array(img, np.uint8, copy=True)).permute(2, 0, 1).contiguous().float().div(255)
+    import torchvision.transforms.functional as TF
+
     return TF.to_tensor(img)
 
 
@@ -88,7 +95,13 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
         if tensor.shape[0] != 1:
             raise ValueError("to_pil takes one image; use make_grid for batches")
         tensor = tensor[0]
-    return TF.to_pil_image(tensor.detach().float().nan_to_num(0.0).clamp(0, 1).cpu())
+    if tensor.dim() != 3 or tensor.shape[0] not in (1, 3):
+        raise ValueError(f"to_pil takes a (3, H, W) or (1, H, W) image, got shape {tuple(tensor.shape)}")
+    # x255 then truncation to 8 bits, as torchvision's to_pil_image (outputs unchanged)
+    pixels = tensor.detach().float().nan_to_num(0.0).clamp(0, 1).cpu().mul(255).byte()
+    if pixels.shape[0] == 1:
+        return Image.fromarray(pixels[0].numpy(), "L")
+    return Image.fromarray(pixels.permute(1, 2, 0).contiguous().numpy(), "RGB")
 
 
 def resize_short_side(img: Image.Image, size: int) -> Image.Image:
@@ -124,5 +137,7 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, quali
 
 def image_grid(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
     """Stack equally sized (B, 3, H, W) batches as rows of one (3, H', W') grid image."""
+    from torchvision.utils import make_grid  # lazy: see to_tensor
+
     batch = torch.cat([r.detach().float().nan_to_num(0.0).clamp(0, 1).cpu() for r in rows])
     return make_grid(batch, nrow=rows[0].shape[0], padding=padding, pad_value=1.0)

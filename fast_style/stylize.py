@@ -22,6 +22,7 @@ from fast_style.config import resolve_device
 from fast_style.errors import ConfigError, FastStyleError, ImageError
 from fast_style.images import is_image_file, load_image, save_image, scale_image, to_pil, to_tensor
 from fast_style.models import ImageTransformNet
+from fast_style.onnx_backend import BackendUnavailable, OnnxNet, check_backend, torch_reason
 from fast_style.tiling import MIN_TILE, stylize_tiled
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,15 @@ class Stylizer:
     size, with whole-image instance-norm statistics (:mod:`fast_style.tiling`): the same output
     as one pass, with activation memory set by the tile instead of the image.
 
+    ``backend``: ``onnxruntime`` runs the network through ONNX Runtime (about 2.5x eager torch
+    on a CPU, see docs/PERFORMANCE.md), exported once per network into a cache
+    (:mod:`fast_style.onnx_backend`); ``torch`` runs it in PyTorch; ``auto`` (default) picks
+    onnxruntime on the CPU and torch on CUDA. Every option applies either way (strength and
+    colour run after the network; style weights are an input of the exported graph). What the
+    exported graph cannot serve runs on torch with one log line saying why: tiled images (the
+    per-layer whole-image statistics of :mod:`fast_style.tiling`), the temporally smoothed video
+    network, ``compile=True``, a CUDA device, a missing onnxruntime or a failed export.
+
     ``compile=True`` runs the network through ``torch.compile`` (fused elementwise work around
     the convolutions: ~1.5x at 1024 px on CPU, see docs/PERFORMANCE.md). The first image of each
     new size pays the compile (about a minute on CPU), so it is for folders and video, not for
@@ -59,6 +69,7 @@ class Stylizer:
         style_weights: torch.Tensor | None = None,
         tile_size: int | None = None,
         compile: bool = False,
+        backend: str = "auto",
     ):
         if not isinstance(compile, bool):
             raise ConfigError(f"compile must be true or false, got {compile!r}")
@@ -76,6 +87,28 @@ class Stylizer:
         # one static graph per image size (dynamic-shape kernels are slower); after 8 sizes
         # torch falls back to eager with a warning
         self._compiled = torch.compile(self.model, dynamic=False) if compile else None
+        self._notes: set[str] = set()
+        self._onnx = None
+        self.backend = self._start_backend(check_backend(backend), compile)
+
+    def _start_backend(self, backend: str, compile: bool) -> str:
+        """Resolve ``backend`` to what runs the network: ``onnxruntime`` (session ready) or ``torch``."""
+        reason = torch_reason(backend, self.device, compile)
+        if reason is None:
+            try:
+                self._onnx = OnnxNet(self.model)
+                return "onnxruntime"
+            except BackendUnavailable as e:
+                reason = f"{e}; the network runs on torch"
+        if reason:
+            self._note(f"backend={backend}: {reason}")
+        return "torch"
+
+    def _note(self, message: str) -> None:
+        """One warning line per reason and Stylizer (not one per image)."""
+        if message not in self._notes:
+            self._notes.add(message)
+            log.warning(message)
 
     @classmethod
     def from_checkpoint(
@@ -122,12 +155,22 @@ class Stylizer:
         h, w = x.shape[-2:]
         # tiles for images with a side over tile_size (a sliver under 8 px wide keeps one pass)
         if model is None and self.tile_size is not None and max(h, w) > self.tile_size and min(h, w) >= 8:
+            if self._onnx is not None:
+                self._note(f"tile_size={self.tile_size}: larger images run tiled on torch (the whole-image "
+                           "norm statistics are gathered layer by layer, outside the exported graph)")
             y = stylize_tiled(self.model, x, self.tile_size, self.style_weights)
+        elif model is None and self._onnx is not None and min(h, w) >= 8:
+            y = self._onnx(x, self.style_weights).to(x.device)
         elif model is None and self._compiled is not None:
             # outside inference_mode (the video path runs in one): its tensors cannot enter a compiled graph
             with torch.inference_mode(False), torch.no_grad():
                 y = self._compiled(x.clone() if x.is_inference() else x, self.style_weights).clamp_(0.0, 1.0)
         else:
+            if model is None and self._onnx is not None:  # a side under 8 px: see OnnxNet
+                self._note("images with a side under 8 px run on torch (the exported graph pads to 8 by reflection)")
+            if model is not None and self._onnx is not None:
+                self._note("temporal_smoothing runs on torch (it carries norm statistics across frames, "
+                           "outside the exported graph)")
             y = (model or self.model).stylize(x, self.style_weights)
         if self.strength < 1.0:
             y = torch.lerp(x, y, self.strength)

@@ -50,6 +50,40 @@ from fast_style.styles import match_training_colors, resolve_style_image
 
 log = logging.getLogger(__name__)
 
+# trainer.compile=auto: what a cold torch.compile of the training step costs and buys, per device
+# type. CPU figures measured on 2 cores (docs/PERFORMANCE.md: Johnson net, 256 px, batch 4:
+# 2.63 s per eager step, 1.75x compiled, ~50 s cold compile); the speed-up is taken at 1.5x to stay
+# on the safe side. CUDA figures are assumptions (not measured here): ~0.1 s per such step,
+# ~60 s to compile. ``seconds_per_pixel`` = eager step time / (batch x pixels) for width 32.
+COMPILE_COSTS = {
+    "cpu": {"compile_s": 50.0, "speedup": 1.5, "seconds_per_pixel": 2.63 / (4 * 256 * 256)},
+    "cuda": {"compile_s": 60.0, "speedup": 1.5, "seconds_per_pixel": 0.1 / (4 * 256 * 256)},
+}
+
+
+def decide_compile(setting: bool | str, device: torch.device, steps_left: int, batch_size: int,
+                   image_size: int, width: int = 32) -> tuple[bool, str]:
+    """(compile?, reason) for ``trainer.compile``: true/false as given; ``auto`` compiles when the
+    estimated time saved over the remaining steps repays the cold compile with a 2x margin
+    (the estimate is rough, and a needless compile costs a short run most).
+
+    Estimated eager step = seconds_per_pixel x batch x image_size^2 x (width / 32) ^ 0.5 (the
+    loss network, independent of width, is most of a step: half the width was 1.37x, not 4x,
+    faster); saved per step = step x (1 - 1 / speedup)."""
+    if setting is not True and setting is not False and setting != "auto":
+        raise ConfigError(f"trainer.compile must be true, false or auto, got {setting!r}")
+    if setting != "auto":
+        return bool(setting), f"trainer.compile={str(setting).lower()}"
+    costs = COMPILE_COSTS.get(device.type, COMPILE_COSTS["cuda"])
+    step_s = costs["seconds_per_pixel"] * batch_size * image_size**2 * (width / 32) ** 0.5
+    saved = max(steps_left, 0) * step_s * (1 - 1 / costs["speedup"])
+    decision = saved >= 2 * costs["compile_s"]
+    return decision, (
+        f"trainer.compile=auto: {'compiling' if decision else 'eager'} ({steps_left} steps x ~{step_s:.2g} s "
+        f"estimated on {device.type}: compiling would save ~{saved:.0f} s against a ~{costs['compile_s']:.0f} s "
+        f"cold compile{'' if decision else '; it pays from ~2x that'})"
+    )
+
 TERMS = LossTerms._fields
 
 
@@ -336,7 +370,12 @@ def _train(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.trainer.amp == "bf16"):
             return target.criterion(net(photos, target.index), photos)
 
-    if cfg.trainer.compile:
+    use_compile, compile_reason = decide_compile(
+        cfg.trainer.compile, device, steps - step, cfg.data.batch_size, cfg.data.image_size, model.config.width
+    )
+    if main:
+        log.info("%s", compile_reason)
+    if use_compile:
         # one graph for transformer + loss network + loss terms; backward compiled with it
         loss_terms = torch.compile(loss_terms)
 
@@ -470,7 +509,7 @@ def _train(
         while step < steps and not stopping:
             photos = next(data_iter).to(device, non_blocking=True, memory_format=memory_format)
             target = targets[step % len(targets)]  # a pure function of the step: resume stays exact
-            if cfg.trainer.compile and not compiled_once:
+            if use_compile and not compiled_once:
                 t_compile = time.perf_counter()
                 terms = loss_terms(photos, target)
                 compiled_once = True

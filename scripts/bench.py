@@ -3,26 +3,37 @@
     python scripts/bench.py                      # CPU, small defaults (~2-3 min on 2 cores)
     python scripts/bench.py --compile            # + torch.compile'd fast path (~1 min compile per shape on CPU)
     python scripts/bench.py --device cuda --train-batches 4,8,16 --sizes 256,512,1024,2160x3840
+    python scripts/bench.py --skip-train --folder 8 --folder-size 1024   # + whole-process folder rows
 
 Reference = plain implementation: fp32, eager, NCHW, nearest-upsample then 3x3 conv in the
 decoder, the loss network run to relu4_3 separately on the output and on the input, inference
 under no_grad. fast-style = the library's defaults: polyphase upsample-conv decoder
 (fast_style.models.transformer.upsample_conv), PerceptualLoss (input run only up to the content
 layer, style Grams precomputed), inference_mode; with --compile also torch.compile (compile time
-printed separately, never inside the timings). Warm-up excluded, CUDA synchronised, median of
-repeats, reference and fast path interleaved so that load on the machine hits both alike.
+printed separately, never inside the timings); on the CPU also the onnxruntime backend (Stylizer's
+default there: the cached export of fast_style.onnx_backend, export time printed separately).
+Warm-up excluded, CUDA synchronised, median of repeats, reference and fast path interleaved so
+that load on the machine hits both alike. ``--folder N``: whole processes on a folder of N
+random photos, ``scripts/plain_stylize.py`` (plain fp32 eager loop) against ``scripts/stylize.py``
+with its defaults, warm ONNX cache and cold cache (the export included) in separate rows.
 Results go to docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -38,6 +49,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.process_time (CPU seconds of every thread of this process)
+
+
 def timed(fns: dict[str, Callable[[], None]], device: torch.device, warmup: int, repeats: int) -> dict[str, float]:
     """Median seconds per call of each function; calls are interleaved (a, b, a, b, ...) so a
     burst of load on a shared machine does not favour whichever ran second."""
@@ -48,10 +62,10 @@ def timed(fns: dict[str, Callable[[], None]], device: torch.device, warmup: int,
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            t = CLOCK()
             fn()
             sync(device)
-            times[name].append(time.perf_counter() - t)
+            times[name].append(CLOCK() - t)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -122,14 +136,24 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--compile", action="store_true", help="also time the torch.compile'd fast path")
+    p.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime column (CPU only anyway)")
+    p.add_argument("--folder", type=int, default=0, help="whole-process rows on a folder of this many photos")
+    p.add_argument("--folder-size", type=int, default=1024)
+    p.add_argument("--skip-stylize", action="store_true")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="cpu: CPU seconds (all threads; children for --folder) instead of wall time, for a "
+                        "machine where other jobs take the cores (equal to wall x threads on an idle one)")
     args = p.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
 
     device = torch.device(args.device)
     torch.manual_seed(0)
     print(f"# fast-style bench: {platform.node()} {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
-    print(f"# model={args.model} warmup={args.warmup} repeats={args.repeats} (median, interleaved)\n")
+    print(f"# model={args.model} warmup={args.warmup} repeats={args.repeats} (median, interleaved), "
+          f"clock={args.clock}\n")
     variants = ["reference", "fast"] + (["compiled"] if args.compile else [])
 
     if not args.skip_train:
@@ -167,19 +191,36 @@ def main() -> None:
             print(row + f" {peak_memory_mb(device)} |", flush=True)
         print()
 
+    if not args.skip_stylize:
+        bench_stylize(args, device)
+    if args.folder:
+        bench_folder(args)
+
+
+def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
+    """Per-image stylization table: reference, fast-style eager, [compiled], [onnxruntime]."""
     fast_model = ImageTransformNet(PRESETS[args.model]).to(device).eval()
     ref_model = textbook(ImageTransformNet(PRESETS[args.model]).to(device).eval())
     ref_model.load_state_dict(fast_model.state_dict())
     # inference_mode tensors cannot pass through torch.compile's graph capture: no_grad there
     compiled_net = torch.compile(fast_model, dynamic=False) if args.compile else None  # one graph per size
+    onnx_net = None
+    if device.type == "cpu" and not args.no_onnx:
+        from fast_style.onnx_backend import OnnxNet
+
+        with tempfile.TemporaryDirectory() as cache:  # a fresh cache: the export is timed every run
+            t = time.perf_counter()
+            onnx_net = OnnxNet(fast_model, Path(cache))
+            print(f"# onnxruntime: export + session {time.perf_counter() - t:.1f} s (once per checkpoint, cached)\n")
 
     def compiled(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return compiled_net(x).clamp_(0.0, 1.0)
 
-    print("| stylize | batch | reference ms/img | fast-style ms/img | speed-up |"
-          + (" compiled ms/img | speed-up | compile s |" if args.compile else "") + " peak memory |")
-    print("|---|---|---|---|---|" + ("---|---|---|" if args.compile else "") + "---|")
+    print("| stylize | batch | reference ms/img | torch eager ms/img | speed-up |"
+          + (" compiled ms/img | speed-up | compile s |" if args.compile else "")
+          + (" onnxruntime ms/img | speed-up |" if onnx_net else "") + " peak memory |")
+    print("|---|---|---|---|---|" + ("---|---|---|" if args.compile else "") + ("---|---|" if onnx_net else "") + "---|")
     for text in args.sizes.split(","):
         h, w = parse_size(text)
         x = torch.rand(args.infer_batch, 3, h, w, device=device)
@@ -191,6 +232,8 @@ def main() -> None:
         fns: dict[str, Callable[[], None]] = {"reference": reference, "fast": lambda: fast_model.stylize(x)}
         if args.compile:
             fns["compiled"] = lambda: compiled(x)
+        if onnx_net:
+            fns["onnxruntime"] = lambda: onnx_net(x)
         compile_s = compile_timed(fns["compiled"], device) if args.compile else 0.0
         reset_peak(device)
         ms = {name: t * 1e3 / args.infer_batch for name, t in timed(fns, device, args.warmup, args.repeats).items()}
@@ -198,7 +241,63 @@ def main() -> None:
               f"{ms['reference'] / ms['fast']:.2f}x |"
         if args.compile:
             row += f" {ms['compiled']:.0f} | {ms['reference'] / ms['compiled']:.2f}x | {compile_s:.0f} |"
+        if onnx_net:
+            row += f" {ms['onnxruntime']:.0f} | {ms['reference'] / ms['onnxruntime']:.2f}x |"
         print(row + f" {peak_memory_mb(device)} |", flush=True)
+
+
+def bench_folder(args: argparse.Namespace) -> None:
+    """Whole processes on one folder (median of ``--repeats``, interleaved): the plain script
+    against ``scripts/stylize.py`` with its defaults (warm ONNX cache), then a cold-cache row."""
+    from fast_style.checkpoint import save_checkpoint
+
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        torch.manual_seed(0)
+        model = ImageTransformNet(PRESETS[args.model])
+        ckpt = save_checkpoint({"model_config": model.config.to_dict(), "model": model.state_dict(), "style": "s"},
+                               root / "bench.pt")
+        photos = root / "photos"
+        photos.mkdir()
+        rng = np.random.default_rng(0)
+        from PIL import Image
+
+        for i in range(args.folder):  # smooth gradients + noise: PNG sizes like photos, not like noise
+            n = args.folder_size
+            yy, xx = np.mgrid[0:n, 0:n]
+            base = np.stack([xx / n, yy / n, (xx + yy) / (2 * n)], -1) * 200 + rng.normal(0, 12, (n, n, 3))
+            Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(photos / f"p{i}.png")
+        env = {**os.environ, "PYTHONPATH": str(repo), "FAST_STYLE_ONNX_CACHE": str(root / "onnx")}
+        commands = {
+            "plain script": [sys.executable, str(repo / "scripts/plain_stylize.py"), str(ckpt), str(photos), str(root / "o1")],
+            "stylize.py (defaults)": [sys.executable, str(repo / "scripts/stylize.py"), f"ckpt={ckpt}",
+                                      f"input={photos}", f"output={root / 'o2'}"],
+        }
+
+        def run(cmd: list[str], extra: dict[str, str] | None = None) -> float:
+            t, c = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run(cmd, check=True, env={**env, **(extra or {})}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            if args.clock == "cpu":
+                u = resource.getrusage(resource.RUSAGE_CHILDREN)
+                return (u.ru_utime - c.ru_utime) + (u.ru_stime - c.ru_stime)
+            return time.perf_counter() - t
+
+        run(commands["stylize.py (defaults)"])  # fills the cache (the cold row below uses its own)
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.repeats):
+            for name, cmd in commands.items():
+                times[name].append(run(cmd))
+        cold = [run(commands["stylize.py (defaults)"], {"FAST_STYLE_ONNX_CACHE": str(root / f"cold{i}")})
+                for i in range(max(1, args.repeats // 3))]
+        base = statistics.median(times["plain script"])
+        print(f"\n| whole process, {args.folder} images {args.folder_size}x{args.folder_size} | {args.clock} s "
+              f"(median of {args.repeats}) | speed-up |\n|---|---|---|")
+        for name, ts in times.items():
+            print(f"| {name} | {statistics.median(ts):.1f} | {base / statistics.median(ts):.2f}x |")
+        print(f"| stylize.py, cold ONNX cache (exports first) | {statistics.median(cold):.1f} | "
+              f"{base / statistics.median(cold):.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from fast_style.video import is_video_file, stylize_video
 @hydra.main(version_base="1.3", config_path="../configs", config_name="stylize")
 def main(cfg: DictConfig) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("fast_style.onnx_backend").setLevel(logging.INFO)  # say why the first run takes longer
     with user_errors(cfg.verbose):
         if not cfg.ckpt:
             raise ConfigError("ckpt= is required, e.g. ckpt=checkpoints/starry_night.pt")
@@ -25,7 +26,7 @@ def main(cfg: DictConfig) -> None:
         stylizer = Stylizer.from_checkpoint(
             cfg.ckpt, device=cfg.device, style=cfg.style_name, style_mix=style_mix,
             strength=cfg.strength, preserve_color=cfg.preserve_color, tile_size=cfg.tile_size,
-            compile=cfg.compile,
+            compile=cfg.compile, backend=cfg.backend,
         )
         source = Path(cfg.input)
         if source.is_file() and is_video_file(source):

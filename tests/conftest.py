@@ -97,6 +97,16 @@ def tiny_photos(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ONNX export cache for the whole session (Stylizer's default backend on CPU is
+    onnxruntime): the user's ~/.cache stays untouched, and a network exported by one test (or by
+    a script in a subprocess, which inherits the variable) is reused by the next."""
+    path = tmp_path_factory.mktemp("onnx_cache")
+    os.environ["FAST_STYLE_ONNX_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _fast_torch() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -200,6 +200,11 @@ class ImageTransformNet(nn.Module):
             self._set_style(style, x)
         elif self.n_styles > 1:
             raise ValueError("this is a multi-style network: pass style= (an index or mixing weights)")
+        return self.run_styled(x)
+
+    def run_styled(self, x: torch.Tensor) -> torch.Tensor:
+        """The network with the styles already set (:meth:`forward` sets them): pad, run, crop.
+        Separate so that the ONNX export can feed the style weights in as a graph input."""
         h, w = x.shape[-2:]
         # Sides must be multiples of 4 (two stride-2 convs) and >= 8 (the 9x9 conv's reflection
         # pad of 4 must be smaller than the side).

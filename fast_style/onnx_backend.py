@@ -1,0 +1,213 @@
+"""ONNX Runtime inference for :class:`~fast_style.stylize.Stylizer`: export once, cache, run.
+
+Why: on a CPU, ONNX Runtime runs the Johnson network about 2.5x faster than eager PyTorch
+(docs/PERFORMANCE.md), because its graph optimiser fuses each convolution with the following
+instance norm / ReLU work and picks blocked-layout convolution kernels. So ``backend=auto`` uses
+it on the CPU; on CUDA torch stays (the CPU onnxruntime wheel has no GPU provider).
+
+The network is exported with :func:`fast_style.export.onnx_bytes` (dynamic batch/height/width,
+multi-style weights as a graph input, output clamped to [0, 1] in the graph) into
+``$FAST_STYLE_ONNX_CACHE`` (default ``$FAST_STYLE_CACHE/onnx``, i.e. ``~/.cache/fast_style/onnx``),
+once per network. The file name is a hash of the weights and configuration plus everything that
+changes the exported graph (torch, onnx, onnxscript and fast-style versions, export options), so a
+retrained checkpoint or an upgraded exporter gets a new file. Each ``<key>.onnx`` has a
+``<key>.json`` holding the sha256 of the ``.onnx`` bytes; both are written atomically, and an entry
+whose hash does not match or that onnxruntime refuses is rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fast_style import __version__
+from fast_style.fileio import atomic_write
+from fast_style.models import ImageTransformNet
+from fast_style.models.transformer import UpsampleConvNormReLU
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+# bump when the exported graph changes for the same weights and versions (wrapper, clamp, names)
+EXPORT_FORMAT = 1
+OPSET = 18
+
+
+class BackendUnavailable(Exception):
+    """onnxruntime cannot serve this network here; the message is the one-line reason."""
+
+
+def onnx_cache_dir() -> Path:
+    """``$FAST_STYLE_ONNX_CACHE``, else ``$FAST_STYLE_CACHE/onnx``, else ``~/.cache/fast_style/onnx``."""
+    explicit = os.environ.get("FAST_STYLE_ONNX_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    root = os.environ.get("FAST_STYLE_CACHE") or Path.home() / ".cache" / "fast_style"
+    return Path(root).expanduser() / "onnx"
+
+
+def _versions() -> dict[str, str]:
+    """Versions of what produces the exported graph (onnxruntime only reads it: not part of the key).
+    Read from the installed metadata: importing onnxscript costs a cached run a second."""
+    from importlib.metadata import version
+
+    return {"torch": torch.__version__, "onnx": version("onnx"), "onnxscript": version("onnxscript"),
+            "fast_style": __version__, "format": str(EXPORT_FORMAT)}
+
+
+def model_digest(model: ImageTransformNet) -> str:
+    """sha256 of the network's content: configuration, every tensor's name, dtype, shape and bytes,
+    and the decoder's computation flags (so a changed checkpoint always gets a new export)."""
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h.update(repr([m.fast_upsample for m in model.modules() if isinstance(m, UpsampleConvNormReLU)]).encode())
+    return h.hexdigest()
+
+
+def cache_key(model: ImageTransformNet) -> str:
+    """File stem of the cached export: the model digest plus the versions and export options."""
+    parts = {"model": model_digest(model), "versions": _versions(), "opset": OPSET, "clamp": True}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def session_options(threads: int | None = None):  # noqa: ANN201 - onnxruntime is imported lazily
+    """Sessions tuned for one image at a time on a CPU (measured in docs/PERFORMANCE.md):
+    every graph optimisation (conv + norm/ReLU fusion, blocked layouts), intra-op threads = torch's
+    thread count (physical cores unless the user set it), no inter-op parallelism (the network is
+    one chain of convolutions)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads = threads or torch.get_num_threads()
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3  # errors only: its optimiser's notes are not the user's business
+    return so
+
+
+class OnnxNet:
+    """A cached, verified onnxruntime session for one network: ``net(x, style_weights)`` takes a
+    (B, 3, H, W) float tensor in [0, 1] and the Stylizer's (n_styles,) weights (multi-style only)
+    and returns the clamped stylization as a CPU tensor, like ``ImageTransformNet.stylize``.
+
+    Sides must be >= 8: the network's own padding switches from reflection to replication for
+    smaller images, a Python branch the export fixes to reflection (Stylizer sends those to torch)."""
+
+    def __init__(self, model: ImageTransformNet, cache: Path | None = None):
+        from importlib.util import find_spec
+
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise BackendUnavailable("onnxruntime is not installed (pip install onnxruntime onnx onnxscript)") from None
+        for name in ("onnx", "onnxscript"):  # the exporter's; found, not imported (start-up time)
+            if find_spec(name) is None:
+                raise BackendUnavailable(f"{name} is not installed (pip install onnxruntime onnx onnxscript)")
+        self.n_styles = model.config.n_styles
+        self.cache = cache or onnx_cache_dir()
+        self.key = cache_key(model)
+        self.path = self.cache / f"{self.key}.onnx"
+        self.exported = False  # True when this call had to (re)build the cache entry
+        self.session = self._load(model)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def _load(self, model: ImageTransformNet):  # noqa: ANN202
+        import onnxruntime as ort
+
+        data, problem = self._read_verified()
+        if data is not None:
+            try:
+                return ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
+            except Exception as e:  # noqa: BLE001 - any load failure means: rebuild
+                problem = f"onnxruntime cannot load it ({str(e).splitlines()[0][:120]})"
+        if problem:
+            log.warning("ONNX cache entry %s: %s; exporting it again", self.path, problem)
+        data = self._export(model)
+        try:
+            return ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001
+            raise BackendUnavailable(f"onnxruntime cannot load the fresh export ({str(e).splitlines()[0][:120]})") from None
+
+    def _read_verified(self) -> tuple[bytes | None, str | None]:
+        """(bytes, None) for an entry whose hash matches its record; (None, reason) otherwise
+        (reason None when there is simply no entry yet)."""
+        meta_path = self.path.with_suffix(".json")
+        if not self.path.exists() and not meta_path.exists():
+            return None, None
+        try:
+            data = self.path.read_bytes()
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as e:
+            return None, f"unreadable ({e.__class__.__name__})"
+        if not isinstance(meta, dict) or meta.get("sha256") != hashlib.sha256(data).hexdigest():
+            return None, "its hash does not match its record (corrupt or partly written)"
+        return data, None
+
+    def _export(self, model: ImageTransformNet) -> bytes:
+        from fast_style.export import onnx_bytes
+
+        t = time.perf_counter()
+        log.info("onnxruntime: exporting this network once to %s (cached for the next runs)", self.path)
+        try:
+            data = onnx_bytes(model, OPSET, clamp=True)
+        except Exception as e:  # noqa: BLE001 - an exporter failure falls back to torch with its reason
+            raise BackendUnavailable(f"ONNX export failed ({str(e).splitlines()[0][:160]})") from None
+        try:
+            with atomic_write(self.path) as f:
+                f.write(data)
+            # the record goes second: a crash in between leaves a mismatch, which is rebuilt
+            with atomic_write(self.path.with_suffix(".json")) as f:
+                record = {"sha256": hashlib.sha256(data).hexdigest(), "versions": _versions(),
+                          "model": model_digest(model), "config": model.config.to_dict()}
+                f.write(json.dumps(record, indent=1).encode())
+        except OSError as e:  # read-only or full cache: run from memory, export again next time
+            log.warning("ONNX cache %s not writable (%s); the export is used for this run only", self.cache, e)
+        self.exported = True
+        log.info("onnxruntime: export took %.1f s", time.perf_counter() - t)
+        return data
+
+    def __call__(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        feeds = {self.input_names[0]: x.detach().cpu().float().contiguous().numpy()}
+        if self.n_styles > 1:
+            if style_weights is None:
+                raise ValueError("this is a multi-style network: pass style weights")
+            w = style_weights.detach().cpu().float().reshape(-1, self.n_styles)
+            feeds[self.input_names[1]] = np.ascontiguousarray(w.expand(x.shape[0], self.n_styles).numpy())
+        return torch.from_numpy(self.session.run(None, feeds)[0])
+
+
+def check_backend(backend: object) -> str:
+    """``auto``, ``torch`` or ``onnxruntime``; else one ConfigError line."""
+    from fast_style.errors import ConfigError
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend={backend!r}: choose {', '.join(BACKENDS)}")
+    return str(backend)
+
+
+def torch_reason(backend: str, device: torch.device, compile: bool) -> str | None:
+    """Why ``backend`` must run on torch for this device/option (None: onnxruntime may serve it).
+
+    ``auto`` on CUDA is torch by design (returned as ``""``: not a fallback worth a line)."""
+    if backend == "torch":
+        return ""
+    if device.type != "cpu":
+        return "" if backend == "auto" else f"the onnxruntime backend runs on the CPU; device={device} uses torch"
+    if compile:
+        return "compile=true is torch.compile, so the network runs on torch"
+    return None
+
+
+__all__ = ["BACKENDS", "BackendUnavailable", "OnnxNet", "cache_key", "check_backend", "model_digest",
+           "onnx_cache_dir", "session_options", "torch_reason"]
