@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, random bytes, pickled code, ...
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable fast-style checkpoint ({reason[:200]})") from None
+        raise CheckpointError(f"{path}: not a readable fast-style checkpoint ({load_failure_reason(e)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         hint = ""
         if isinstance(state, dict) and any(str(k).startswith(("conv1.", "in1.", "res1.")) for k in state):
@@ -113,6 +113,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             for k, v in state["model"].items()
         }
     return state
+
+
+def load_failure_reason(error: BaseException) -> str:
+    """One short line for why ``torch.load(weights_only=True)`` refused a file.
+
+    torch's own message for a file holding pickled objects advises re-running with
+    ``weights_only=False``, i.e. running whatever code the file carries: never repeat that.
+    """
+    text = str(error).strip()
+    if text.startswith("Weights only load failed") or "weights_only" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return f"it holds pickled Python objects{what}, which fast-style never loads since they can run code"
+    first = text.splitlines()[0] if text else type(error).__name__
+    return first[:200]
 
 
 def model_from_checkpoint(state: dict[str, Any]) -> ImageTransformNet:
@@ -193,5 +208,80 @@ def load_classic_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable state_dict ({reason[:200]})") from None
+        raise CheckpointError(f"{path}: not a readable state_dict ({load_failure_reason(e)})") from None
+
+
+# What makes two trainings "the same network": the style(s) learned, the loss network and loss
+# that judged them, and the architecture. Everything else (data, lr, intervals, device, speed
+# switches) only changes how far or how fast the same network got.
+_STYLE_KEYS = ("name", "image", "url", "size", "preserve_color")
+
+
+def _style_identity(style: dict[str, Any]) -> dict[str, Any]:
+    out = {k: style.get(k) for k in _STYLE_KEYS}
+    if out["image"]:
+        out["image"] = str(Path(str(out["image"])).expanduser().resolve())
+    return out
+
+
+def network_identity(config: dict[str, Any] | None, model_config: dict[str, Any], label: str,
+                     loss_net: str) -> dict[str, Any]:
+    """Flat ``{dotted key: value}`` of what defines a trained network (see :data:`_STYLE_KEYS`);
+    ``config`` is a checkpoint's ``config`` entry (a resolved TrainConfig as plain containers),
+    absent from converted checkpoints, which then only have their label and loss network."""
+    flat: dict[str, Any] = {"style": label, "loss_net.name": loss_net}
+    flat |= {f"model.{k}": v for k, v in sorted(model_config.items())}
+    if config is None:
+        return flat
+    styles = config.get("styles") or []
+    if styles:
+        for i, s in enumerate(styles):
+            flat |= {f"styles[{i}].{k}": v for k, v in _style_identity(s).items()}
+    else:
+        flat |= {f"style.{k}": v for k, v in _style_identity(config.get("style", {})).items()}
+    flat["loss_net.weights"] = config.get("loss_net", {}).get("weights")
+    for k, v in sorted((config.get("loss") or {}).items()):
+        flat[f"loss.{k}"] = list(v) if isinstance(v, (list, tuple)) else v
+    return flat
+
+
+def identity_of_state(state: dict[str, Any]) -> dict[str, Any]:
+    """:func:`network_identity` of a loaded checkpoint."""
+    return network_identity(state.get("config"), dict(state.get("model_config", {})), str(state.get("style")),
+                            str(state.get("loss_net")))
+
+
+def identity_differences(old: dict[str, Any], new: dict[str, Any], keys: tuple[str, ...] | None = None,
+                         shown: int = 3) -> list[str]:
+    """``key: old -> new`` for each differing key (of ``keys``, default all), at most ``shown``."""
+    names = [k for k in dict.fromkeys([*old, *new]) if keys is None or k.split(".")[0].split("[")[0] in keys]
+    diffs = [f"{k}: {old.get(k, '(none)')} -> {new.get(k, '(none)')}" for k in names if old.get(k) != new.get(k)]
+    if len(diffs) > shown:
+        diffs = [*diffs[:shown], f"and {len(diffs) - shown} more"]
+    return diffs
+
+
+def check_final_replacement(path: str | os.PathLike, identity: dict[str, Any], step: int) -> None:
+    """Refuse to replace the final checkpoint at ``path`` by another network or by one trained less.
+
+    A final checkpoint is what stylize and export use, often the only copy of hours of training:
+    it may only be replaced by the same network (:func:`network_identity`) at the same or a later
+    step. The caller skips this check when the user passed ``overwrite=true``. A file there that
+    is not a readable checkpoint is refused too (it may be anything the user keeps there).
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    way_out = "pass overwrite=true to replace it, or ckpt_out=<another file>"
+    try:
+        old_state = load_checkpoint(path)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}; it is in the way of this run's final checkpoint: {way_out}") from None
+    diffs = identity_differences(identity_of_state(old_state), identity)
+    if diffs:
+        raise CheckpointError(f"{path} holds another network ({'; '.join(diffs)}); {way_out}")
+    old_step = int(old_state.get("step", 0))
+    if step < old_step:
+        raise CheckpointError(
+            f"{path} holds this network trained to step {old_step}, further than this run's step {step}; {way_out}"
+        )

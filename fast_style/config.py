@@ -113,6 +113,11 @@ class TrainConfig:
     seed: int = 42
     resume: str | None = None  # path or "auto"
     ckpt_out: str | None = None  # default checkpoints/<style>.pt
+    # true: let the final checkpoint replace a different network (style, loss net, model, loss)
+    # or one trained further; false: such a run is refused before it starts
+    overwrite: bool = False
+    # false: resume from a checkpoint of another style or loss network (its weights as a start)
+    resume_check: bool = True
     run_dir: str = "runs/default"
     run_name: str = "default"
     verbose: bool = False
@@ -160,8 +165,15 @@ class TrainConfig:
         for key, (value, kind) in numbers.items():
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise ConfigError(f"{key} must be a number, got {value!r}")
-        if self.trainer.steps < 0 or (self.trainer.epochs is not None and self.trainer.epochs <= 0):
-            raise ConfigError("trainer.steps must be >= 0 and trainer.epochs > 0")
+        if self.trainer.epochs is not None and self.trainer.epochs <= 0:
+            raise ConfigError(f"trainer.epochs must be > 0, got {self.trainer.epochs}")
+        if self.trainer.epochs is None and self.trainer.steps < 1:
+            raise ConfigError(
+                f"trainer.steps must be >= 1, got {self.trainer.steps} (0 steps would save an untrained network)"
+            )
+        for key in ("overwrite", "resume_check"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
         if not self.trainer.lr > 0:
             raise ConfigError(f"trainer.lr must be > 0, got {self.trainer.lr!r}")
         if self.trainer.lr_scaling not in LR_SCALING:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -12,6 +13,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fast_style.errors import ImageError
 from fast_style.fileio import atomic_write
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
@@ -43,12 +46,28 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | os.PathLike, allow_huge: bool = False) -> Image.Image:
+def has_transparency(img: Image.Image) -> bool:
+    """Whether any pixel is not fully opaque (an alpha channel that is all 255 does not count)."""
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode not in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return False
+    low, _ = img.getchannel(img.getbands().index("A") if "A" in img.getbands() else -1).getextrema()
+    return low < 255
+
+
+def load_image(
+    path: str | os.PathLike, allow_huge: bool = False, too_big_hint: str = "", warn_alpha: bool = False
+) -> Image.Image:
     """Open an image as RGB with its EXIF orientation applied; any failure is one ImageError line.
 
     Pillow refuses images over ~179 MP (decompression-bomb guard), right for folders of photos
     from anywhere. ``allow_huge`` lifts it for a file the user named for tiled stylization,
     where big is the point (memory is then the decoded image, 3 bytes per pixel, and the tiles).
+    ``too_big_hint``: what the caller's user can do about such a file (stylize: tile_size), added
+    to the refusal. Transparent pixels are composited on white; ``warn_alpha`` says so in one
+    warning line (for files a user names: photos to stylize, style images; not for every
+    training photo at every epoch).
     """
     path = Path(path)
     if not path.exists():
@@ -64,9 +83,12 @@ def load_image(path: str | os.PathLike, allow_huge: bool = False) -> Image.Image
             with Image.open(path) as img:
                 img.load()
                 img = ImageOps.exif_transpose(img)
+                if warn_alpha and has_transparency(img):
+                    log.warning("%s: has transparent pixels; they are composited on white", path)
                 return to_rgb(img)
     except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: refused, too many pixels ({e}); to stylize it, use tile_size=1024") from None
+        hint = f"; {too_big_hint}" if too_big_hint else ""
+        raise ImageError(f"{path}: refused, too many pixels ({e}){hint}") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as e:

@@ -20,12 +20,21 @@ from fast_style.color import MODES as COLOR_MODES
 from fast_style.color import match_color, preserve_luminance
 from fast_style.config import resolve_device
 from fast_style.errors import ConfigError, FastStyleError, ImageError
+from fast_style.fileio import ensure_writable_dir
 from fast_style.images import is_image_file, load_image, save_image, scale_image, to_pil, to_tensor
 from fast_style.models import ImageTransformNet
 from fast_style.onnx_backend import BackendUnavailable, OnnxNet, check_backend, torch_reason
 from fast_style.tiling import MIN_TILE, stylize_tiled
 
 log = logging.getLogger(__name__)
+
+# The one cap on output pixels per image (``max_pixels=auto``), from peak memory measured on the
+# CPU with the default network (width 32): a whole-image pass takes ~670 bytes per output pixel
+# (16 MP ~ 11 GB), a tiled one ~100 (its 1/4-resolution cache, input and output: 180 MP ~ 18 GB,
+# about Pillow's own 179 MP limit for a file). An integer max_pixels applies to both.
+WHOLE_IMAGE_MAX_PIXELS = 16_000_000
+TILED_MAX_PIXELS = 180_000_000
+MIN_OUTPUT_SIDE = 16  # a scale that leaves fewer pixels on a side is a typo, not a picture
 
 
 class Stylizer:
@@ -70,6 +79,7 @@ class Stylizer:
         tile_size: int | None = None,
         compile: bool = False,
         backend: str = "auto",
+        max_pixels: int | str = "auto",
     ):
         if not isinstance(compile, bool):
             raise ConfigError(f"compile must be true or false, got {compile!r}")
@@ -78,6 +88,7 @@ class Stylizer:
         if preserve_color not in (None, *COLOR_MODES):
             raise ConfigError(f"preserve_color={preserve_color!r}: choose {' or '.join(COLOR_MODES)} (or null)")
         self.tile_size = check_tile_size(tile_size)
+        self.max_pixels = check_max_pixels(max_pixels)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
         self.style = style
@@ -148,13 +159,36 @@ class Stylizer:
         out = self.stylize_batch(batch).to(image.device)
         return out[0] if image.dim() == 3 else out
 
+    def tiles(self, width: int, height: int) -> bool:
+        """Whether an image of this size goes through tiles: a side over ``tile_size`` (a sliver
+        under 8 px wide keeps one pass)."""
+        return self.tile_size is not None and max(width, height) > self.tile_size and min(width, height) >= 8
+
+    def check_size(self, width: int, height: int, what: str = "image", scale: float = 1.0) -> None:
+        """The one cap on output pixels (:func:`output_pixel_limit`), for every path that
+        stylizes; one ConfigError line naming the way out."""
+        tiled = self.tiles(width, height)
+        limit = output_pixel_limit(self.max_pixels, tiled)
+        if width * height <= limit:
+            return
+        how = f" after scale={scale:g}" if scale != 1.0 else ""
+        ways = [f"lower scale= (now {scale:g})"]
+        if not tiled and width * height <= output_pixel_limit(self.max_pixels, True):
+            ways.insert(0, "use tile_size=1024 (same output, memory set by the tile)")
+        ways.append("raise max_pixels= if this machine has the memory")
+        raise ConfigError(
+            f"{what}: output would be {width}x{height} px ({width * height / 1e6:.1f} MP){how}, over the "
+            f"{limit / 1e6:g} MP cap for {'tiled' if tiled else 'whole-image'} passes (max_pixels={self.max_pixels}); "
+            + ", or ".join(ways)
+        )
+
     def stylize_batch(self, batch: torch.Tensor, model: ImageTransformNet | None = None) -> torch.Tensor:
         """Network + options on a (B, 3, H, W) batch; ``model`` swaps in a variant of the network
         (the video path's temporally smoothed copy) while keeping every option."""
+        h, w = batch.shape[-2:]
+        self.check_size(int(w), int(h))
         x = batch.to(self.device, dtype=torch.float32)
-        h, w = x.shape[-2:]
-        # tiles for images with a side over tile_size (a sliver under 8 px wide keeps one pass)
-        if model is None and self.tile_size is not None and max(h, w) > self.tile_size and min(h, w) >= 8:
+        if model is None and self.tiles(w, h):
             if self._onnx is not None:
                 self._note(f"tile_size={self.tile_size}: larger images run tiled on torch (the whole-image "
                            "norm statistics are gathered layer by layer, outside the exported graph)")
@@ -192,18 +226,46 @@ def check_tile_size(tile_size: object) -> int | None:
     return tile_size
 
 
+def check_max_pixels(max_pixels: object) -> int | str:
+    """``auto`` or a positive integer; else one ConfigError line."""
+    if max_pixels == "auto":
+        return "auto"
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ConfigError(f"max_pixels={max_pixels!r}: use auto or a positive integer (output pixels per image)")
+    return max_pixels
+
+
+def output_pixel_limit(max_pixels: int | str, tiled: bool) -> int:
+    """Most output pixels one image may have: ``max_pixels``, or for ``auto`` what a pass of that
+    kind fits in about 11-18 GB (:data:`WHOLE_IMAGE_MAX_PIXELS`, :data:`TILED_MAX_PIXELS`)."""
+    if max_pixels == "auto":
+        return TILED_MAX_PIXELS if tiled else WHOLE_IMAGE_MAX_PIXELS
+    return int(max_pixels)
+
+
 def plan_outputs(inputs: Path, output: Path | None, style: str) -> list[tuple[Path, Path]]:
-    """Pair every input image with its output path; refuse anything that would overwrite an input."""
+    """Pair every input image with its output path; refuse anything that would overwrite an input.
+
+    When the outputs go into the input folder (or a folder inside it), files named like this
+    stylize's outputs (``*_<style>.png``) are not inputs: they are an earlier run's results, and
+    reading them back would stylize them again (``a_candy_candy.png``) on every rerun.
+    """
     inputs = inputs.expanduser()
     if not inputs.exists():
         raise ConfigError(f"input={inputs}: no such file or folder")
     if inputs.is_dir():
-        files = sorted(p for p in inputs.rglob("*") if p.is_file() and is_image_file(p))
-        if not files:
-            raise ConfigError(f"input={inputs}: no images (.jpg .jpeg .png .webp .bmp) in this folder")
         out_dir = output or Path("stylized")
         if is_image_file(out_dir) and not out_dir.is_dir():
             raise ConfigError(f"output={out_dir}: input is a folder, so output must be a folder too")
+        files = sorted(p for p in inputs.rglob("*") if p.is_file() and is_image_file(p))
+        root, target = inputs.resolve(), out_dir.expanduser().resolve()
+        if target == root or root in target.parents:
+            ours = [f for f in files if f.name.endswith(f"_{style}.png")]
+            if ours:
+                log.info("not reading %d file(s) named *_%s.png in %s: outputs of this style", len(ours), style, inputs)
+            files = [f for f in files if not f.name.endswith(f"_{style}.png")]
+        if not files:
+            raise ConfigError(f"input={inputs}: no images (.jpg .jpeg .png .webp .bmp) in this folder")
         # a.jpg and a.png in one folder keep their extension in the name, so neither is lost
         stems = Counter((f.parent, f.stem) for f in files)
 
@@ -220,11 +282,14 @@ def plan_outputs(inputs: Path, output: Path | None, style: str) -> list[tuple[Pa
         else:
             out = output
         pairs = [(inputs, out)]
-    sources = {p.resolve() for p, _ in pairs}
+    sources = {p.resolve(): p for p, _ in pairs}
     seen: dict[Path, Path] = {}
     for src, dst in pairs:
         if dst.resolve() in sources:
-            raise ConfigError(f"output {dst} would overwrite the input image {src}; choose another output")
+            victim = sources[dst.resolve()]
+            raise ConfigError(
+                f"{src} would be written to {dst}, overwriting the input image {victim}; choose another output"
+            )
         if dst.resolve() in seen:
             first = seen[dst.resolve()]
             raise ConfigError(f"{first} and {src} would both be written to {dst}; rename one of them")
@@ -265,13 +330,15 @@ class _ImageFiles(Dataset):
 
     def __init__(self, files: list[Path], scale: float, allow_huge: bool = False):
         self.files, self.scale, self.allow_huge = files, scale, allow_huge
+        self.hint = "" if allow_huge else "to stylize it, use tile_size=1024"
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
         try:
-            return i, to_tensor(scale_image(load_image(self.files[i], self.allow_huge), self.scale)), None
+            image = load_image(self.files[i], self.allow_huge, too_big_hint=self.hint, warn_alpha=True)
+            return i, to_tensor(scale_image(image, self.scale)), None
         except ImageError as e:
             return i, None, str(e)
 
@@ -326,10 +393,40 @@ def stylize_paths(
     small thread pool encodes and writes the outputs, so decoding, the network and PNG
     compression overlap. A bad file is one warning line and is skipped while the rest go on.
     """
-    if not scale > 0:
-        raise ConfigError(f"scale must be > 0, got {scale!r}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ConfigError(f"scale must be a number > 0, got {scale!r}")
     batch_size, workers = resolve_batching(stylizer.device, batch_size, workers)
     pairs = plan_outputs(Path(inputs), Path(output) if output else None, stylizer.style)
+    # Every size is known from the file headers: the pixel cap and a too small scale are found
+    # before anything is decoded, and an unwritable output folder before anything is stylized.
+    errors: list[str] = []
+    keep = []
+    for i, (src, _) in enumerate(pairs):
+        size = _planned_size(src, scale)
+        if size is None:
+            keep.append(i)  # unreadable header: loading it reports the real error
+            continue
+        if scale < 1.0 and min(size) < MIN_OUTPUT_SIDE:
+            raise ConfigError(
+                f"scale={scale:g} makes {src} {size[0]}x{size[1]} px; use a scale that keeps at least "
+                f"{MIN_OUTPUT_SIDE} px per side"
+            )
+        try:
+            stylizer.check_size(*size, what=str(src), scale=scale)
+            keep.append(i)
+        except ConfigError as e:
+            if len(pairs) == 1:
+                raise
+            errors.append(str(e))
+            log.warning("%s", e)
+    for folder in dict.fromkeys(dst.parent for _, dst in pairs):
+        try:
+            ensure_writable_dir(folder)
+        except OSError as e:
+            raise ConfigError(f"cannot write to output folder {folder} ({e.strerror or e})") from None
+    pairs = [pairs[i] for i in keep]
+    if not pairs:
+        return [], errors
     files = [src for src, _ in pairs]
     batches = plan_batches(files, scale, batch_size, stylizer.tile_size) if len(files) > 1 else [[0]]
     n_workers = min(workers, len(batches)) if len(batches) > 1 else 0
@@ -342,7 +439,6 @@ def stylize_paths(
         prefetch_factor=1 if n_workers else None,  # one batch ahead per worker: bounded memory
     )
     written: dict[int, Path] = {}
-    errors: list[str] = []
     saving: deque[tuple[int, Path, Future]] = deque()
 
     def fail(message: str) -> None:
@@ -374,4 +470,4 @@ def stylize_paths(
     return [written[i] for i in sorted(written)], errors
 
 
-__all__ = ["FastStyleError", "Stylizer", "check_tile_size", "plan_batches", "plan_outputs", "resolve_batching", "stylize_paths"]
+__all__ = ["FastStyleError", "Stylizer", "check_max_pixels", "check_tile_size", "output_pixel_limit", "plan_batches", "plan_outputs", "resolve_batching", "stylize_paths"]

@@ -36,12 +36,21 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from fast_style.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from fast_style.checkpoint import (
+    check_final_replacement,
+    identity_differences,
+    identity_of_state,
+    load_checkpoint,
+    model_from_checkpoint,
+    network_identity,
+    save_checkpoint,
+)
 from fast_style.config import StyleConfig, TrainConfig, style_label, train_config_to_dict
 from fast_style import distributed
 from fast_style.dashboard import NullLogger, build_logger
 from fast_style.data import build_loader, check_bad_fraction, fixed_photos, open_training_data, resolve_training_data
-from fast_style.errors import CheckpointError, ConfigError, FastStyleError
+from fast_style.errors import CheckpointError, ConfigError, FastStyleError, ImageError
+from fast_style.fileio import remove_stale_temps
 from fast_style.images import image_grid, load_image, resize_long_side, save_image, to_tensor
 from fast_style.losses import LossTerms, PerceptualLoss
 from fast_style.models import ImageTransformNet, TransformerConfig, build_loss_net
@@ -130,9 +139,20 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
+# A style image smaller than this on a side has next to no texture for the Grams to capture;
+# it is upscaled to style.size anyway, so such a file is almost certainly a mistake.
+MIN_STYLE_SIDE = 16
+
+
 def load_style_tensor(path: Path, size: int) -> torch.Tensor:
     """The style image with its longer side at ``size`` px, as a (1, 3, H, W) batch."""
-    return to_tensor(resize_long_side(load_image(path), size)).unsqueeze(0)
+    image = load_image(path, too_big_hint="shrink it first: it is resized to style.size px anyway", warn_alpha=True)
+    if min(image.size) < MIN_STYLE_SIDE:
+        raise ImageError(
+            f"{path}: style image is only {image.size[0]}x{image.size[1]} px; a style needs at least "
+            f"{MIN_STYLE_SIDE} px per side (its textures are what the network learns)"
+        )
+    return to_tensor(resize_long_side(image, size)).unsqueeze(0)
 
 
 @dataclass
@@ -237,9 +257,18 @@ def load_finetune_base(cfg: TrainConfig) -> dict[str, Any]:
 DUMP_WEIGHTS_ENV = "FAST_STYLE_DUMP_WEIGHTS"
 
 
-def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], None] | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    logger: Any = None,
+    on_log: Callable[[int, dict], None] | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> TrainResult:
     """Train one style network (or one multi-style network); returns where the final checkpoint
     went and the loss history.
+
+    ``on_start`` is called once every check has passed, just before the first step: a caller
+    that prepared a run folder knows from it whether the run ever started (scripts/train.py
+    removes the folder of a run refused before that).
 
     Under torchrun (``WORLD_SIZE`` > 1) this joins the process group (initialising it unless the
     caller did, and then destroying it at the end), trains data-parallel and returns the same
@@ -254,7 +283,7 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
             cfg = replace(cfg, run_dir=run_dir, run_name=run_name, ckpt_out=ckpt_out)
             if not ctx.is_main:
                 logger, on_log = NullLogger(), None
-        result = _train(cfg, ctx, logger, on_log)
+        result = _train(cfg, ctx, logger, on_log, on_start)
         ctx.barrier()  # rank 0's final checkpoint is on disk before any rank returns
         return result
     finally:
@@ -262,7 +291,11 @@ def train(cfg: TrainConfig, logger: Any = None, on_log: Callable[[int, dict], No
 
 
 def _train(
-    cfg: TrainConfig, ctx: distributed.Distributed, logger: Any, on_log: Callable[[int, dict], None] | None
+    cfg: TrainConfig,
+    ctx: distributed.Distributed,
+    logger: Any,
+    on_log: Callable[[int, dict], None] | None,
+    on_start: Callable[[], None] | None = None,
 ) -> TrainResult:
     device = ctx.device
     main = ctx.is_main
@@ -280,6 +313,7 @@ def _train(
         path = find_latest_checkpoint(run_dir.parent, label) if cfg.resume == "auto" else Path(cfg.resume)
         if path is None:
             raise ConfigError(f"resume=auto: no checkpoint of style {label!r} under {run_dir.parent}")
+        remove_stale_temps(path)  # a save killed mid-write (SIGKILL) left its temp file there
         state = load_checkpoint(path)
         if "optimizer" not in state:
             raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
@@ -299,6 +333,21 @@ def _train(
     if len(names) > 1:
         label = "+".join(names)
 
+    def identity(model_config: dict[str, Any]) -> dict[str, Any]:
+        return network_identity(train_config_to_dict(cfg), model_config, label, cfg.loss_net.name)
+
+    if resume_state is not None and cfg.resume_check:
+        # Resuming another style or loss network would train on and save it under this run's
+        # name: the user meant another checkpoint. Starting from its weights is resume_check=false.
+        diffs = identity_differences(
+            identity_of_state(resume_state), identity(resume_state["model_config"]), keys=("style", "styles", "loss_net")
+        )
+        if diffs:
+            raise CheckpointError(
+                f"resume: {resume_path} is another network than this run's ({'; '.join(diffs)}); resume the "
+                "matching checkpoint, or pass resume_check=false to start from its weights anyway"
+            )
+
     def scan_data():  # a photo folder (header scan) or a shard folder (data.shards / autodetected)
         source = resolve_training_data(cfg.data.root, cfg.data.image_size, cfg.data.scan, cfg.data.shards)
         for path, reason in source.report.bad:
@@ -313,6 +362,16 @@ def _train(
     steps = cfg.trainer.steps
     if cfg.trainer.epochs is not None:
         steps = cfg.trainer.epochs * len(dataset) // cfg.data.batch_size
+        if steps < 1:
+            raise ConfigError(
+                f"trainer.epochs={cfg.trainer.epochs} of {len(dataset)} images at batch {cfg.data.batch_size} is 0 "
+                "steps, which would save an untrained network; raise trainer.epochs or use trainer.steps"
+            )
+    if resume_state is not None and int(resume_state["step"]) >= steps:
+        raise ConfigError(
+            f"resume: {resume_path} is already at step {int(resume_state['step'])}, and this run stops at "
+            f"trainer.steps={steps}; raise trainer.steps to train further"
+        )
     sample_photos = val_photos = None
     if main:
         preview_root = cfg.data.val_root or cfg.data.shards or cfg.data.root
@@ -330,6 +389,8 @@ def _train(
         model = ImageTransformNet(TransformerConfig(cfg.model.width, cfg.model.n_residual, n_styles)).to(device)
         params = list(model.parameters())
     model_config = model.config
+    if not cfg.overwrite:  # before the loss network loads: a refused run costs seconds
+        ctx.on_main(lambda: check_final_replacement(ckpt_out, identity(model_config.to_dict()), steps))
     build_criteria(targets, cfg, device)
     # fused Adam: one kernel for all parameters on CUDA (CPU keeps the default foreach path)
     lr = cfg.effective_lr()
@@ -496,6 +557,8 @@ def _train(
                 "distributed: %d processes (%s), %d images per process per step",
                 ctx.world_size, torch.distributed.get_backend(), cfg.data.batch_size // ctx.world_size,
             )
+    if on_start is not None:
+        on_start()
     sums = torch.zeros(len(TERMS), device=device)
     n_in_interval = 0
     t_interval = time.perf_counter()
@@ -595,6 +658,11 @@ def _train(
         result.checkpoint = ckpt_out
         if main:
             save_checkpoint(state(step), ckpt_dir / "last.pt")
+            if not cfg.overwrite:  # another run may have written there since the check at the start
+                try:
+                    check_final_replacement(ckpt_out, identity(model_config.to_dict()), step)
+                except CheckpointError as e:
+                    raise CheckpointError(f"{e}; this run's network is in {ckpt_dir / 'last.pt'}") from None
             save_checkpoint(state(step), ckpt_out)
             log.info("saved %s (step %d)", result.checkpoint, step)
     logger.close()

@@ -12,7 +12,11 @@ import time
 import hydra
 from omegaconf import DictConfig
 
+from fast_style.cli import run_hydra_main
 from fast_style.dashboard import DashboardError, start_server, stop_server
+from fast_style.script_configs import register_schemas
+
+register_schemas()  # configs/dashboard.yaml is typed: port=abc is one error line
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -55,4 +59,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_main(main)

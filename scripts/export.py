@@ -3,9 +3,12 @@
 import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import user_errors
+from fast_style.cli import run_hydra_main, user_errors
 from fast_style.errors import ConfigError
 from fast_style.export import export_checkpoint
+from fast_style.script_configs import register_schemas
+
+register_schemas()  # configs/export.yaml is typed: a bad value is one error line
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="export")
@@ -18,4 +21,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_main(main)

@@ -9,8 +9,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from fast_style.cli import run_hydra_main, user_errors
 from fast_style.errors import ConfigError
+from fast_style.fileio import ensure_writable_dir
+from fast_style.script_configs import register_schemas
 from fast_style.stylize import Stylizer, stylize_paths
 from fast_style.video import is_video_file, stylize_video
+
+register_schemas()  # configs/stylize.yaml is typed: scale=abc is one error line
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="stylize")
@@ -26,11 +30,15 @@ def main(cfg: DictConfig) -> None:
         stylizer = Stylizer.from_checkpoint(
             cfg.ckpt, device=cfg.device, style=cfg.style_name, style_mix=style_mix,
             strength=cfg.strength, preserve_color=cfg.preserve_color, tile_size=cfg.tile_size,
-            compile=cfg.compile, backend=cfg.backend,
+            compile=cfg.compile, backend=cfg.backend, max_pixels=cfg.max_pixels,
         )
         source = Path(cfg.input)
         if source.is_file() and is_video_file(source):
             out = Path(cfg.output) if cfg.output else Path("stylized") / f"{source.stem}_{stylizer.style}.mp4"
+            try:  # before the first frame, not after the last
+                ensure_writable_dir(out.parent)
+            except OSError as e:
+                raise ConfigError(f"cannot write to output folder {out.parent} ({e.strerror or e})") from None
             report = stylize_video(
                 stylizer, source, out, batch_size=cfg.batch_size, temporal_smoothing=cfg.temporal_smoothing
             )

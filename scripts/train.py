@@ -9,8 +9,21 @@ checkpoints and prints; the other ranks run hydra with no output dir, no config 
 """
 
 import os
-import shlex
+import signal
 import sys
+
+if __name__ == "__main__":
+    # Ctrl-C while the imports below load (a second or two) or before training starts: one line
+    # and exit code 130, not a KeyboardInterrupt traceback. Installed before any heavy import;
+    # train()'s own handler (finish the step, checkpoint) replaces it while the run trains.
+    def _interrupted(signum: int, frame: object) -> None:
+        print("interrupted before training started; nothing was saved", file=sys.stderr)
+        raise SystemExit(130)
+
+    signal.signal(signal.SIGINT, _interrupted)
+
+import shlex
+import shutil
 from pathlib import Path
 
 import hydra
@@ -53,14 +66,46 @@ def resume_command(overrides: list[str], checkpoint: str) -> str:
     return shlex.join([sys.executable, "scripts/train.py", *args])
 
 
+# What hydra itself puts in a run folder before our code runs.
+HYDRA_RUN_FILES = {".hydra", "train.log"}
+
+
+def remove_unstarted_run_dir(run_dir: Path) -> None:
+    """Remove the folder hydra made for a run that was refused (or interrupted) before its first
+    step, so failed attempts leave no empty ``runs/<style>-<time>/`` behind. Only hydra's default,
+    timestamped folder, and only while it holds nothing but hydra's own files: a folder the user
+    named with ``hydra.run.dir=`` is theirs and stays."""
+    if any(o.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in HydraConfig.get().overrides.hydra):
+        return
+    if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= HYDRA_RUN_FILES:
+        return
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    (run_dir / "train.log").unlink(missing_ok=True)
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass  # something appeared meanwhile: keep it
+
+
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> None:
-    with user_errors(cfg.get("verbose", False)):
-        values = OmegaConf.to_container(cfg, resolve=True)
-        values["run_dir"] = HydraConfig.get().runtime.output_dir
-        # multi-style: names -> each style's own configs/style/<name>.yaml (url, size, weights)
-        values["styles"] = named_style_configs(values["styles"] or [], CONFIGS / "style", values.pop("styles_dir"))
-        result = train(train_config_from_dict(values))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    started = False
+
+    def mark_started() -> None:
+        nonlocal started
+        started = True
+
+    try:
+        with user_errors(cfg.get("verbose", False)):
+            values = OmegaConf.to_container(cfg, resolve=True)
+            values["run_dir"] = str(run_dir)
+            # multi-style: names -> each style's own configs/style/<name>.yaml (url, size, weights)
+            values["styles"] = named_style_configs(values["styles"] or [], CONFIGS / "style", values.pop("styles_dir"))
+            result = train(train_config_from_dict(values), on_start=mark_started)
+    finally:
+        if not started:
+            remove_unstarted_run_dir(run_dir)
     if result.rank != 0:
         return  # rank 0 reports for the whole job
     if result.bad_files:
@@ -81,4 +126,8 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     if launched_world_size() > 1 and launched_rank() > 0:
         sys.argv[1:] = [*sys.argv[1:], *WORKER_OVERRIDES]
-    run_hydra_main(main)
+    try:
+        run_hydra_main(main)
+    except KeyboardInterrupt:  # a second Ctrl-C while training: abort without the step's checkpoint
+        print("aborted; the last checkpoint written is the one to resume from", file=sys.stderr)
+        sys.exit(130)

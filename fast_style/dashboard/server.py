@@ -9,7 +9,9 @@ only way to make it listen on 127.0.0.1 instead of every interface. So a loopbac
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -18,13 +20,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from fast_style.dashboard.assets import install_assets
 from fast_style.dashboard.errors import DashboardError
 
-__all__ = ["free_port", "is_loopback", "server_url", "start_server", "stop_server", "wait_until_up"]
+__all__ = ["free_port", "is_loopback", "login_settings", "server_url", "start_server", "stop_server", "wait_until_up"]
+
+LOGIN_VARIABLES = ("VISDOM_USERNAME", "VISDOM_PASSWORD")
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -92,6 +96,52 @@ def wait_until_up(url: str, timeout: float = 30.0, proc: subprocess.Popen | None
         time.sleep(0.1)
 
 
+def login_settings(host: str, extra_args: Sequence[str], environ: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Extra visdom flags and environment for its login, or a DashboardError for an open server.
+
+    A host other than loopback makes visdom listen on every interface, serving every run's
+    losses and images to whoever can reach the port, so it is refused unless ``VISDOM_USERNAME``
+    and ``VISDOM_PASSWORD`` are set; visdom's own login (``-enable_login``, credentials read from
+    those variables) is then turned on. visdom keeps its cookie secret in ``~/.visdom/COOKIE_SECRET``;
+    when that file is missing, a random one is made (``VISDOM_COOKIE``, unless the user set it).
+    """
+    have_credentials = all(environ.get(name) for name in LOGIN_VARIABLES)
+    wants_login = "-enable_login" in extra_args or not is_loopback(host)
+    if not wants_login:
+        return [], {}
+    if not have_credentials:
+        if not is_loopback(host):
+            raise DashboardError(
+                f"host={host} would serve every run's losses and images to the network without a login; set "
+                "VISDOM_USERNAME and VISDOM_PASSWORD in the environment (visdom's login is then on), or keep "
+                "host=127.0.0.1 and tunnel: ssh -L 8097:localhost:8097 <this machine>"
+            )
+        raise DashboardError("extra_args=[-enable_login] needs VISDOM_USERNAME and VISDOM_PASSWORD in the environment")
+    env = {"VISDOM_USE_ENV_CREDENTIALS": "1"}
+    if not environ.get("VISDOM_COOKIE"):
+        env["VISDOM_COOKIE"] = secrets.token_hex(32)
+    return ([] if "-enable_login" in extra_args else ["-enable_login"]), env
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when this process dies, however it dies
+    (SIGKILL included, which no handler of ours can see): Linux's PR_SET_PDEATHSIG. None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm
+
+
 def start_server(
     host: str = "127.0.0.1",
     port: int = 8097,
@@ -106,7 +156,10 @@ def start_server(
     which then stops the server deliberately (no half-dead server printing tracebacks). Its output
     goes to a log file (``<env_path>/visdom.log`` by default), not a pipe nobody reads, which
     would eventually block the server. The log path is kept on the returned object as ``log_path``.
+    On Linux the server also dies with this process, even if it is SIGKILLed (so it never keeps
+    holding the port). A non-loopback ``host`` needs a login (:func:`login_settings`).
     """
+    login_args, login_env = login_settings(host, [str(a) for a in extra_args], os.environ)
     install_assets()  # no-op when installed; otherwise visdom would try the CDNs and crash offline
     if not 0 < int(port) < 65536:
         raise DashboardError(f"port must be in 1..65535, got {port}")
@@ -125,7 +178,9 @@ def start_server(
         cmd += ["-env_path", str(env_dir) + os.sep]
     if is_loopback(host):
         cmd.append("-bind_local")
-    cmd += [str(arg) for arg in extra_args]
+    cmd += [str(arg) for arg in extra_args] + login_args
+    if login_env:
+        (Path.home() / ".visdom").mkdir(parents=True, exist_ok=True)  # where visdom keeps COOKIE_SECRET
 
     if log_path is None:
         log_dir = Path(cmd[cmd.index("-env_path") + 1]) if env_path is not None else Path(tempfile.gettempdir())
@@ -139,6 +194,8 @@ def start_server(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent(),
+            env={**os.environ, **login_env},
         )
     except OSError as exc:
         raise DashboardError(f"cannot start the visdom server ({exc})") from exc
