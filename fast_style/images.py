@@ -52,7 +52,9 @@ def has_transparency(img: Image.Image) -> bool:
         img = img.convert("RGBA")
     if img.mode not in ("RGBA", "LA", "PA", "RGBa", "La"):
         return False
-    low, _ = img.getchannel(img.getbands().index("A") if "A" in img.getbands() else -1).getextrema()
+    bands = img.getbands()
+    alpha = bands.index("A") if "A" in bands else bands.index("a")
+    low, _ = img.getchannel(alpha).getextrema()
     return low < 255
 
 

@@ -182,6 +182,11 @@ def stylize_video(
     vin = inp.streams.video[0]
     ain = inp.streams.audio[0] if inp.streams.audio else None
     fps = vin.average_rate or Fraction(25)
+    try:  # the pixel cap, before any frame is decoded or the output opened
+        stylizer.check_size(vin.codec_context.width, vin.codec_context.height, what=str(src))
+    except FastStyleError:
+        inp.close()
+        raise
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
     out = av.open(str(tmp), mode="w")
