@@ -234,12 +234,12 @@ def video_figure(single: Path, photos: Path, out: Path, smoothing: float, frames
 
 
 def quality_curve(ckpts: list[Path], photos: Path, n: int, out: Path, style_image: str | None,
-                  device: torch.device) -> Path:
+                  device: torch.device, size: int = MEASURE_SIZE) -> Path:
     """Style score and content change of each checkpoint on the first ``n`` unseen photos
-    (stylized at 240 px, as in tests/quality/test_recipe.py), printed as a markdown table, and a
-    grid: two photos, one row per checkpoint."""
+    (stylized at ``size`` px; the measure's own 384 by default, as tests/quality/test_recipe.py),
+    printed as a markdown table, and a grid: two photos, one column per checkpoint."""
     paths = list_images(photos)[:n]
-    xs = [to_tensor(resize_long_side(load_image(p), 240)).unsqueeze(0).to(device) for p in paths]
+    xs = [to_tensor(resize_long_side(load_image(p), size)).unsqueeze(0).to(device) for p in paths]
     scorer, rows, labels = None, [[x[0] for x in xs[:2]]], ["photo"]
     print("| checkpoint | step | style score | content change | per layer (relu1_1..relu5_1) |\n|---|---|---|---|---|")
     for ckpt in ckpts:
@@ -287,6 +287,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--curve", nargs="*", default=[], help="checkpoints of one run at increasing steps")
     p.add_argument("--curve-photos", type=int, default=8, help="unseen photos the curve is measured on")
+    p.add_argument("--curve-size", type=int, default=MEASURE_SIZE, help="long side the curve stylizes at (px)")
     p.add_argument("--shipped", nargs="*", default=[], help="shipped style names for shipped_styles.png")
     p.add_argument("--shipped-photo", default=str(REPO / "fast_style" / "sample" / "photos" / "chelsea.jpg"))
     args = p.parse_args()
@@ -306,7 +307,8 @@ def main() -> None:
     if "video" in only:
         print(video_figure(Path(args.single), photos, out, args.smoothing, args.frames, device))
     if args.curve:
-        print(quality_curve([Path(c) for c in args.curve], photos, args.curve_photos, out, args.style_image, device))
+        print(quality_curve([Path(c) for c in args.curve], photos, args.curve_photos, out, args.style_image, device,
+                            args.curve_size))
     if args.shipped:
         print(shipped_grid(args.shipped, Path(args.shipped_photo), out, args.size, device))
 
