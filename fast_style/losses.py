@@ -112,12 +112,14 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-    """MSE between feature maps; ``normalize`` divides it by the target's mean square (a relative
-    error, independent of the loss network's feature scale)."""
-    loss = F.mse_loss(features, target)
-    if normalize:
-        loss = loss / target.pow(2).mean().clamp_min(1e-12)
-    return loss
+    """MSE between feature maps; ``normalize`` divides each image's error by its own target's mean
+    square (a relative error, independent of the loss network's feature scale) and averages over
+    the batch. Per image, so the value does not depend on how a batch is split (torchrun ranks)."""
+    if not normalize:
+        return F.mse_loss(features, target)
+    dims = tuple(range(1, target.dim()))
+    per_image = (features - target).pow(2).mean(dims) / target.pow(2).mean(dims).clamp_min(1e-12)
+    return per_image.mean()
 
 
 def style_loss(

@@ -11,7 +11,7 @@ the same way as an unknown key. Values with more than one form (``batch_size``: 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 
 @dataclass
@@ -30,7 +30,7 @@ class StylizeSchema:
     strength: float = 1.0
     preserve_color: Optional[str] = None
     style_name: Optional[str] = None
-    style_mix: Optional[Dict[str, float]] = None
+    style_mix: Any = None  # {name: weight}; checked by the Stylizer (a typed Dict breaks OmegaConf merges)
     temporal_smoothing: float = 0.0
     verbose: bool = False
 

@@ -116,7 +116,7 @@ def test_stylize_default_output_name_and_no_overwrite(trained, tmp_path):
     assert (tmp_path / "stylized" / "photo_starry_night.png").is_file()
     before = photo.read_bytes()
     result = run("stylize.py", f"ckpt={ckpt}", f"input={photo}", f"output={photo}")
-    assert result.returncode == 2 and "overwrite the input" in result.stderr
+    assert result.returncode == 2 and "overwriting the input" in result.stderr
     assert photo.read_bytes() == before
 
 
@@ -154,7 +154,8 @@ def test_cfg_job_shows_the_resolved_style_settings():
     result = run("train.py", "style=the_scream", "--cfg", "job", "--resolve")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "name: the_scream" in out and "size: 384" in out and "content_layer: relu2_2" in out
+    assert "name: the_scream" in out and "size: 256" in out and "style_weight: 0.5" in out
+    assert "normalize: true" in out
     assert "ckpt_out: checkpoints/the_scream.pt" in out
 
 

@@ -119,6 +119,7 @@ def test_resume_refuses_another_model_config(tmp_path, tiny_photos, style_image)
     cfg = tiny_config(tmp_path, tiny_photos, style_image, steps=2)
     cfg.model.width = 16
     cfg.resume = str(half.checkpoint)
+    cfg.ckpt_out = str(tmp_path / "wider.pt")  # not the first run's final file (that refusal is tested elsewhere)
     with pytest.raises(CheckpointError, match="differs"):
         train(cfg, logger=NullLogger())
 
