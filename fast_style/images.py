@@ -140,6 +140,17 @@ def resize_long_side(img: Image.Image, size: int) -> Image.Image:
     return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
 
 
+def batch_from_image(img: Image.Image, long_side: int) -> torch.Tensor:
+    """``img`` with its longer side resized to ``long_side`` px as a (1, 3, H, W) float batch in
+    [0, 1]: how every style image, evaluation photo and optimisation target enters a network."""
+    return to_tensor(resize_long_side(img, long_side)).unsqueeze(0)
+
+
+def load_batch(path: str | os.PathLike, long_side: int, **load_options) -> torch.Tensor:
+    """:func:`load_image` (``load_options`` are its keywords) then :func:`batch_from_image`."""
+    return batch_from_image(load_image(path, **load_options), long_side)
+
+
 def scale_image(img: Image.Image, scale: float) -> Image.Image:
     if scale == 1.0:
         return img

@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fast_style.checkpoint import convert_classic_state_dict, load_classic_state_dict, save_checkpoint
-from fast_style.cli import run_hydra_main, user_errors
+from fast_style.cli import run_hydra_main, style_argument, user_errors
 from fast_style.errors import ConfigError
 
 
@@ -28,7 +28,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    # configs/ also holds the training `style` config group, so hydra would read `style=x` as a
-    # group choice; the documented spelling is kept by renaming it to the plain key style_name.
-    sys.argv = [("style_name=" + a[len("style="):]) if a.startswith("style=") else a for a in sys.argv]
+    sys.argv[1:] = style_argument(sys.argv[1:])
     run_hydra_main(main)

@@ -8,7 +8,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import user_errors
+from fast_style.cli import run_hydra_main, user_errors
 from fast_style.errors import ConfigError
 from fast_style.evaluate import evaluate, format_table
 
@@ -27,10 +27,11 @@ def main(cfg: DictConfig) -> None:
         )
     print(format_table(report))
     match = report.settings["fast_style_matches_iteration"]
-    print(f"fast-style mean total loss is reached by L-BFGS at iteration: {match if match is not None else '> ' + str(max(cfg.iters))}")
+    reached = match if match is not None else f"> {max(cfg.iters)}"
+    print(f"fast-style mean total loss is reached by L-BFGS at iteration: {reached}")
     for kind, path in report.files.items():
         print(f"{kind}: {path}")
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_main(main)

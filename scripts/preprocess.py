@@ -12,7 +12,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import run_hydra_main, user_errors
+from fast_style.cli import list_skipped, run_hydra_main, user_errors
 from fast_style.errors import ConfigError
 from fast_style.shards import preprocess
 
@@ -30,9 +30,8 @@ def main(cfg: DictConfig) -> None:
             workers=cfg.workers, max_bad_fraction=cfg.data.max_bad_fraction, overwrite=cfg.overwrite,
         )
     if report.skipped:
-        shown = "\n".join(f"  {path}: {reason}" for path, reason in report.skipped[:20])
-        more = f"\n  ... and {len(report.skipped) - 20} more (all listed in index.json)" if len(report.skipped) > 20 else ""
-        print(f"skipped {len(report.skipped)} of {report.n_listed} file(s) as unreadable:\n{shown}{more}", file=sys.stderr)
+        print(f"skipped {len(report.skipped)} of {report.n_listed} file(s) as unreadable:\n"
+              f"{list_skipped(report.skipped, 'index.json')}", file=sys.stderr)
     print(
         f"wrote {report.n_images} images at {report.image_size} px to {report.out} ({report.shards} shard(s), "
         f"{report.bytes / 2**20:.1f} MiB, {report.seconds:.1f} s); train with data.root={report.out}"

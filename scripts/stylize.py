@@ -7,7 +7,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fast_style.cli import run_hydra_main, user_errors
+from fast_style.cli import run_hydra_main, style_argument, user_errors
 from fast_style.errors import ConfigError
 from fast_style.fileio import ensure_writable_dir
 from fast_style.script_configs import register_schemas
@@ -53,12 +53,6 @@ def main(cfg: DictConfig) -> None:
     if errors:
         print(f"{len(errors)} of {len(errors) + len(written)} image(s) failed", file=sys.stderr)
         sys.exit(1)
-
-
-def style_argument(argv: list[str]) -> list[str]:
-    """``style=<name>`` -> ``style_name=<name>``: ``style`` is a config group of train.py in the
-    same configs/ folder, so hydra would read ``style=...`` as a group choice and refuse it."""
-    return [f"style_name={a[len('style='):]}" if a.startswith("style=") else a for a in argv]
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from fast_style.errors import ConfigError
 from fast_style.models import TransformerConfig
 from fast_style.onnx_backend import OnnxNet, cache_key
 from fast_style.stylize import Stylizer, stylize_paths
-from fast_style.video import stylize_frames
+from fast_style.measure import stylize_frames
 
 from .nets import perturbed
 

@@ -29,7 +29,7 @@ from fast_style.optimize import (
     optimize_multiscale,
 )
 from fast_style.stylize import Stylizer
-from fast_style.train import load_style_tensor
+from fast_style.styles import load_style_tensor
 
 REPO = Path(__file__).resolve().parents[2]
 
