@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from fast_style.errors import FastStyleError, first_line
+from fast_style.errors import ConfigError, FastStyleError, first_line
 
 EXIT_USAGE = 2
 
@@ -31,6 +32,18 @@ def list_skipped(skipped: Sequence[tuple[object, str]], full_list: str, shown: i
     lines = "\n".join(f"  {path}: {reason}" for path, reason in skipped[:shown])
     more = f"\n  ... and {len(skipped) - shown} more (all listed in {full_list})" if len(skipped) > shown else ""
     return lines + more
+
+
+def log_to_stderr(level: int = logging.WARNING) -> None:
+    """Library log records as ``LEVEL: message`` lines on stderr, from ``level`` up: what every
+    script shows its user (warnings about skipped files, backend fall-backs)."""
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+
+
+def require(value: object, key: str, hint: str) -> None:
+    """A value the command cannot run without: ``<key>= is required<hint>`` when unset."""
+    if not value:
+        raise ConfigError(f"{key}= is required{hint}")
 
 
 def one_line(message: str) -> str:

@@ -8,15 +8,14 @@ import hydra
 from omegaconf import DictConfig
 
 from fast_style.checkpoint import convert_classic_state_dict, load_classic_state_dict, save_checkpoint
-from fast_style.cli import run_hydra_main, style_argument, user_errors
+from fast_style.cli import require, run_hydra_main, style_argument, user_errors
 from fast_style.errors import ConfigError
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="convert")
 def main(cfg: DictConfig) -> None:
     with user_errors(cfg.verbose):
-        if not cfg.input:
-            raise ConfigError("input= is required: a pytorch/examples TransformerNet state_dict (.pth/.model)")
+        require(cfg.input, "input", ": a pytorch/examples TransformerNet state_dict (.pth/.model)")
         style = str(cfg.style_name or Path(cfg.input).stem)
         output = Path(cfg.output or f"checkpoints/{style}.pt")
         if output.expanduser().resolve() == Path(cfg.input).expanduser().resolve():

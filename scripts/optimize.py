@@ -4,14 +4,12 @@ The logic lives in fast_style/optimize.py (``optimize_photo``); the docs figures
 reconstructions come from ``tools/reconstruction.py``.
 """
 
-import logging
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fast_style.cli import run_hydra_main, user_errors
-from fast_style.errors import ConfigError
+from fast_style.cli import log_to_stderr, require, run_hydra_main, user_errors
 from fast_style.losses import LossConfig
 from fast_style.optimize import optimize_photo
 from fast_style.styles import resolve_style_image
@@ -19,10 +17,9 @@ from fast_style.styles import resolve_style_image
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="optimize")
 def main(cfg: DictConfig) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    log_to_stderr()
     with user_errors(cfg.verbose):
-        if not cfg.input:
-            raise ConfigError("input= is required: the photo to stylize")
+        require(cfg.input, "input", ": the photo to stylize")
         output = cfg.output or Path("optimized") / f"{Path(cfg.input).stem}_{cfg.style.name}.png"
         results = optimize_photo(
             cfg.input, resolve_style_image(cfg.style.name, cfg.style.image, cfg.style.url, cfg.style.filename),
