@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from fast_style.images import load_image, to_tensor
-from fast_style.stylize import Stylizer
 from fast_style.measure import flicker, flicker_report, panned_clip, stylize_frames
+from fast_style.stylize import Stylizer
 from fast_style.video import with_temporal_smoothing
 
 from .nets import perturbed

@@ -14,10 +14,9 @@ from PIL import Image
 from fast_style.checkpoint import save_checkpoint
 from fast_style.errors import ConfigError, ImageError
 from fast_style.images import load_image
-from fast_style.models import TransformerConfig
 from fast_style.stylize import Stylizer, plan_outputs, stylize_paths
-
 from tests.features.nets import perturbed
+
 from .helpers import run_script
 
 
