@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from fast_style.errors import CheckpointError
+from fast_style.errors import CheckpointError, first_line
 from fast_style.fileio import atomic_write
 from fast_style.models.transformer import ImageTransformNet, TransformerConfig
 
@@ -74,7 +74,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
         with atomic_write(path) as f:
             f.write(buffer.getbuffer())
     except OSError as e:  # disk full, quota, read-only folder: one line, the old file is intact
-        reason = e.strerror or str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = e.strerror or first_line(e)
         raise CheckpointError(
             f"{path}: cannot write the checkpoint ({reason}); any previous checkpoint there is unchanged"
         ) from e
@@ -126,8 +126,7 @@ def load_failure_reason(error: BaseException) -> str:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
         what = f" ({found.group(1)})" if found else ""
         return f"it holds pickled Python objects{what}, which fast-style never loads since they can run code"
-    first = text.splitlines()[0] if text else type(error).__name__
-    return first[:200]
+    return first_line(error, 200)
 
 
 def model_from_checkpoint(state: dict[str, Any]) -> ImageTransformNet:
@@ -137,8 +136,7 @@ def model_from_checkpoint(state: dict[str, Any]) -> ImageTransformNet:
         model = ImageTransformNet(config)
         model.load_state_dict(state["model"])
     except (TypeError, ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0]
-        raise CheckpointError(f"checkpoint weights do not match its model config: {first}") from None
+        raise CheckpointError(f"checkpoint weights do not match its model config: {first_line(e)}") from None
     return model.eval()
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from fast_style.errors import FastStyleError
+from fast_style.errors import ConfigError, FastStyleError, first_line
 
 EXIT_USAGE = 2
 
@@ -22,6 +23,27 @@ def user_errors(verbose: bool = False) -> Iterator[None]:
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+
+
+def list_skipped(skipped: Sequence[tuple[object, str]], full_list: str, shown: int = 20) -> str:
+    """The first ``shown`` unreadable files, one ``path: reason`` line each, and a count of the
+    rest with where they are all listed (``full_list``: train.log, index.json): a summary a
+    person reads, however many files a dataset of 80k photos lost."""
+    lines = "\n".join(f"  {path}: {reason}" for path, reason in skipped[:shown])
+    more = f"\n  ... and {len(skipped) - shown} more (all listed in {full_list})" if len(skipped) > shown else ""
+    return lines + more
+
+
+def log_to_stderr(level: int = logging.WARNING) -> None:
+    """Library log records as ``LEVEL: message`` lines on stderr, from ``level`` up: what every
+    script shows its user (warnings about skipped files, backend fall-backs)."""
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+
+
+def require(value: object, key: str, hint: str) -> None:
+    """A value the command cannot run without: ``<key>= is required<hint>`` when unset."""
+    if not value:
+        raise ConfigError(f"{key}= is required{hint}")
 
 
 def one_line(message: str) -> str:
@@ -42,6 +64,13 @@ def one_line(message: str) -> str:
         else:
             out.append(line)
     return "; ".join(out)
+
+
+def style_argument(argv: Sequence[str]) -> list[str]:
+    """``style=<name>`` -> ``style_name=<name>`` for the scripts whose config has a plain
+    ``style_name`` key (stylize, convert): ``style`` is a config group of train.py in the same
+    configs/ folder, so hydra would read ``style=...`` as a group choice and refuse it."""
+    return [f"style_name={a[len('style='):]}" if a.startswith("style=") else a for a in argv]
 
 
 def _verbose_requested(argv: Sequence[str]) -> bool:
@@ -73,6 +102,6 @@ def run_hydra_main(main: Callable[[], None], argv: Sequence[str] | None = None) 
         message = str(e)
         cause = e.__cause__
         if isinstance(cause, OmegaConfBaseException) and str(cause).strip() and str(cause) not in message:
-            message += "\n" + str(cause).strip().splitlines()[0]
+            message += "\n" + first_line(cause)
         print(f"error: {one_line(message) or type(e).__name__}", file=sys.stderr)
         sys.exit(EXIT_USAGE)

@@ -24,12 +24,22 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
+from fast_style.errors import ConfigError
+
 # RGB -> YCbCr (offsets of 0.5 on Cb/Cr omitted: they cancel in the round trip)
 _RGB2YCC = torch.tensor(
     [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
 )
 _YCC2RGB = torch.linalg.inv(_RGB2YCC)
 MODES = ("luminance", "histogram")
+
+
+def check_mode(mode: str | None) -> str | None:
+    """``preserve_color``: None (off), ``luminance`` or ``histogram``; else one ConfigError line
+    (stylize and optimize take both; training refuses luminance itself, see fast_style.styles)."""
+    if mode not in (None, *MODES):
+        raise ConfigError(f"preserve_color={mode!r}: choose {' or '.join(MODES)} (or null)")
+    return mode
 
 
 def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:

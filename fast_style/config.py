@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from fast_style.device import resolve_device
 from fast_style.errors import ConfigError
 from fast_style.losses import STYLE_WEIGHT, TV_WEIGHT, LossConfig
 
@@ -230,21 +229,6 @@ class TrainConfig:
             raise ConfigError(f"logger={self.logger.kind!r}: choose visdom or none")
         resolve_device(self.device)
         return self
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; asking for an absent device is a config error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device={name!r}: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name}: CUDA is not available on this machine; use device=cpu or auto")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device={name!r}: use auto, cpu, cuda or cuda:N")
-    return device
 
 
 def _build(cls: type, values: Any, prefix: str) -> Any:

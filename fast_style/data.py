@@ -1,152 +1,37 @@
-"""Training photos: a COCO-style folder (any folder of images, searched recursively).
+"""Training data: photo and shard datasets, the seeded endless sampler and the loader.
 
 Data order is a pure function of (seed, position), so a resumed run reads exactly the batches
 an uninterrupted run would have read.
 
 Bad files (corrupt, truncated, zero bytes, not an image, decompression-bomb sized) are handled in
-two layers. :func:`scan_images` reads only each file's header (PIL ``Image.open`` + ``verify``;
-no pixel decoding, ~1 ms per file) before training, so a broken dataset fails in seconds, not
-after hours on a GPU. What the header scan cannot see (a JPEG cut off halfway) is skipped lazily
-by :class:`PhotoFolder`, which marks it in a shared-memory flag tensor: DataLoader workers are
-separate processes, so a per-process counter would be lost; the flags are read by the training
-process at log intervals and at the end of the run.
+two layers. :func:`fast_style.photos.scan_images` reads only each file's header before training,
+so a broken dataset fails in seconds, not after hours on a GPU. What the header scan cannot see
+(a JPEG cut off halfway) is skipped lazily by :class:`PhotoFolder`, which marks it in a
+shared-memory flag tensor: DataLoader workers are separate processes, so a per-process counter
+would be lost; the flags are read by the training process at log intervals and at the end of
+the run.
 
-``data.root=sample`` (and ``data.val_root=sample``, ``evaluate.py photos=sample``) names the
-photos embedded in the package (``fast_style/sample/photos``, public domain/CC0, licences in
-``fast_style/sample/README.md``), so a fresh clone trains without downloading COCO. The name is
-resolved in :func:`list_images`, the one place every photo folder goes through.
+File-level helpers (``sample``, listing, cropping, the header scan) live in :mod:`fast_style.photos`,
+below both this module and :mod:`fast_style.shards`.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from fast_style.checks import check_batch_split
 from fast_style.errors import ConfigError, ImageError
-from fast_style.images import is_image_file, load_image, resize_short_side, to_tensor
+from fast_style.photos import ScanReport, list_images, load_crop, resolve_photo_root, scan_images
+from fast_style.shards import INDEX, ShardDataset
 
 log = logging.getLogger(__name__)
-
-COCO_HELP = (
-    "training needs a folder of photos, e.g. COCO train2014 (83k images, 13 GB): "
-    "download http://images.cocodataset.org/zips/train2014.zip, unzip it and pass "
-    "data.root=/path/to/train2014 (see README, 'Training data')"
-)
-
-
-SAMPLE_NAME = "sample"
-SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
-SAMPLE_PHOTOS = SAMPLE_DIR / "photos"
-
-
-def resolve_photo_root(root: str | Path) -> Path:
-    """``sample`` -> the embedded photos (installed with the package); any other value is a path.
-
-    A folder that happens to be called ``sample`` in the working directory is still reachable
-    as ``./sample``: only the bare name is special, so the quick start works from any directory.
-    """
-    if str(root) == SAMPLE_NAME:
-        return SAMPLE_PHOTOS
-    return Path(root).expanduser()
-
-
-def list_images(root: str | Path, what: str = "data.root") -> list[Path]:
-    """All images under ``root`` (recursive, sorted for reproducibility); ``sample`` is the
-    embedded photo set (:func:`resolve_photo_root`)."""
-    root = resolve_photo_root(root)
-    if not root.exists():
-        raise ConfigError(f"{what}={root}: no such folder; {COCO_HELP}")
-    if not root.is_dir():
-        raise ConfigError(f"{what}={root}: not a folder; {COCO_HELP}")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_file(p))
-    if not files:
-        raise ConfigError(f"{what}={root}: no .jpg/.jpeg/.png/.webp/.bmp images found; {COCO_HELP}")
-    return files
-
-
-def crop_image(path: Path, size: int) -> Image.Image:
-    """Resize the short side to ``size`` (bicubic) and centre-crop a square: the Johnson training input."""
-    img = resize_short_side(load_image(path), size)
-    w, h = img.size
-    left, top = (w - size) // 2, (h - size) // 2
-    return img.crop((left, top, left + size, top + size))
-
-
-def load_crop(path: Path, size: int) -> torch.Tensor:
-    """:func:`crop_image` as a (3, size, size) float tensor in [0, 1] (uint8 / 255)."""
-    return to_tensor(crop_image(path, size))
-
-
-def check_image_header(path: Path, max_pixels: int | None = None) -> str | None:
-    """Why ``path`` is not a usable image, from its header alone, or None if it looks fine.
-
-    ``Image.open`` reads only the header and ``verify`` walks the file structure without decoding
-    pixels, so this costs about a millisecond per photo. It catches zero-byte files, HTML or text
-    saved as .jpg, unknown formats, most broken PNGs and images with more pixels than
-    ``max_pixels`` (default: Pillow's decompression-bomb limit). A JPEG truncated in its pixel
-    data passes and is caught lazily by :class:`PhotoFolder`.
-    """
-    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    try:
-        if path.stat().st_size == 0:
-            return "empty file (0 bytes)"
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if limit and w * h > limit:
-                    return f"too many pixels ({w}x{h} > {limit}; decompression-bomb sized)"
-                img.verify()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        return f"too many pixels ({e})"
-    except Exception as e:  # noqa: BLE001 - UnidentifiedImageError, OSError, SyntaxError, struct errors...
-        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return f"not a readable image ({text[:160]})"
-    return None
-
-
-@dataclass
-class ScanReport:
-    """Result of :func:`scan_images`: readable files in order and the rejected ones with reasons."""
-
-    good: list[Path] = field(default_factory=list)
-    bad: list[tuple[Path, str]] = field(default_factory=list)
-
-    @property
-    def bad_fraction(self) -> float:
-        total = len(self.good) + len(self.bad)
-        return len(self.bad) / total if total else 0.0
-
-
-def scan_images(files: Iterable[Path], max_pixels: int | None = None) -> ScanReport:
-    """Header-only check of every file (see :func:`check_image_header`)."""
-    report = ScanReport()
-    for path in files:
-        reason = check_image_header(path, max_pixels)
-        if reason is None:
-            report.good.append(path)
-        else:
-            report.bad.append((path, reason))
-    return report
-
-
-def check_bad_fraction(n_bad: int, n_total: int, max_bad_fraction: float, what: str = "data.root") -> None:
-    """Stop with one clear line when too many training files are bad (a wrong folder, a broken
-    download): a few corrupt photos are normal in 80k, a tenth of them is not."""
-    if n_total and n_bad / n_total > max_bad_fraction:
-        raise ConfigError(
-            f"{what}: {n_bad} of {n_total} images ({n_bad / n_total:.1%}) are unreadable, more than "
-            f"data.max_bad_fraction={max_bad_fraction:g}; fix or remove them (they are listed in the "
-            f"log), or raise data.max_bad_fraction"
-        )
-
 
 class PhotoFolder(Dataset):
     """Square crops of every photo under ``root``; unreadable files are skipped, not fatal.
@@ -250,11 +135,7 @@ def build_loader(
     """Batches of the endless seeded stream from step ``start_step``. ``batch_size`` is the GLOBAL
     batch: under DDP each of the ``world_size`` processes loads ``batch_size // world_size`` images
     of it (see :class:`InfiniteSampler`)."""
-    if batch_size % world_size:
-        raise ConfigError(
-            f"data.batch_size={batch_size} is the global batch and must be divisible by the number of "
-            f"processes ({world_size})"
-        )
+    check_batch_split(batch_size, world_size)
     sampler = InfiniteSampler(
         len(dataset), seed=seed, start=start_step * batch_size, rank=rank, world_size=world_size
     )
@@ -273,8 +154,6 @@ def fixed_photos(root: str | Path, n: int, size: int, what: str = "data.val_root
     """The first ``n`` readable photos of a folder (or of a shard folder) as one batch (for sample
     grids and validation)."""
     if is_shard_dir(root):
-        from fast_style.shards import ShardDataset
-
         shards = ShardDataset(root, size, what=what)
         return torch.stack([shards[i] for i in range(min(n, len(shards)))])
     out = []
@@ -292,8 +171,6 @@ def fixed_photos(root: str | Path, n: int, size: int, what: str = "data.val_root
 
 def is_shard_dir(path: str | Path | None) -> bool:
     """A folder written by ``scripts/preprocess.py`` (it holds the shard index)."""
-    from fast_style.shards import INDEX
-
     return path is not None and (resolve_photo_root(path) / INDEX).is_file()
 
 
@@ -321,8 +198,6 @@ def resolve_training_data(
     """``shards`` if given, else ``root``: a shard folder (autodetected by its index) or a photo
     folder, listed and (``scan``) header-checked."""
     if shards is not None or is_shard_dir(root):
-        from fast_style.shards import ShardDataset
-
         folder = shards if shards is not None else root
         dataset = ShardDataset(folder, image_size, what="data.shards" if shards is not None else "data.root")
         return DataSource("shards", str(folder), dataset.scan_report)
@@ -334,7 +209,5 @@ def resolve_training_data(
 def open_training_data(source: DataSource, image_size: int, max_pixels: int | None = None) -> Dataset:
     """The dataset of a :class:`DataSource`: :class:`PhotoFolder` or :class:`~fast_style.shards.ShardDataset`."""
     if source.kind == "shards":
-        from fast_style.shards import ShardDataset
-
         return ShardDataset(source.root, image_size)
     return PhotoFolder(source.root, image_size, max_pixels=max_pixels, report=source.report)

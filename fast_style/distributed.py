@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from fast_style.config import resolve_device
+from fast_style.checks import check_batch_split
+from fast_style.device import resolve_device
 from fast_style.errors import ConfigError
 
 T = TypeVar("T")
@@ -140,25 +141,28 @@ def _rebuild(cls: type, args: tuple, text: str) -> Exception:
         return RuntimeError(f"rank 0 failed: {cls.__name__}: {text}")
 
 
+def check_backend(backend: str) -> str:
+    """``trainer.ddp_backend``: auto (nccl on CUDA, gloo on CPU), nccl or gloo; else one ConfigError line."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"trainer.ddp_backend={backend!r}: use auto (nccl on CUDA, gloo on CPU), nccl or gloo")
+    return backend
+
+
 def setup(device_name: str = "auto", backend: str = "auto", batch_size: int | None = None) -> Distributed:
     """The process group of a torchrun job (initialised here unless the caller already did), or a
     single-process :class:`Distributed` when no launcher set ``WORLD_SIZE`` > 1.
 
     ``batch_size`` is the GLOBAL batch: it must split evenly over the processes.
     """
-    if backend not in BACKENDS:
-        raise ConfigError(f"trainer.ddp_backend={backend!r}: use auto (nccl on CUDA, gloo on CPU), nccl or gloo")
+    check_backend(backend)
     device = resolve_device(device_name)
     world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else launched_world_size()
     if world_size <= 1:
         return Distributed(device=device)
     if not dist.is_available():
         raise ConfigError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed")
-    if batch_size is not None and batch_size % world_size:
-        raise ConfigError(
-            f"data.batch_size={batch_size} is the global batch and must be divisible by the number of "
-            f"processes ({world_size}); each process takes batch_size / {world_size}"
-        )
+    if batch_size is not None:
+        check_batch_split(batch_size, world_size)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         # One GPU per process: local rank N uses cuda:N (device=cuda:K is ignored under torchrun).

@@ -23,3 +23,15 @@ class CheckpointError(FastStyleError):
 
 class WeightsError(FastStyleError):
     """Loss-network weights cannot be found or loaded."""
+
+
+def first_line(error: BaseException, limit: int | None = None, lines: int = 1) -> str:
+    """The first ``lines`` lines of an exception's message joined by spaces (its class name when
+    the message is empty), cut to ``limit`` characters.
+
+    Library errors are one line for the user; third-party exceptions (PIL, torch, onnxruntime)
+    often carry a page of detail after a useful first line, so that first line is what gets quoted.
+    """
+    text = str(error).strip()
+    line = " ".join(text.splitlines()[:lines]) if text else type(error).__name__
+    return line[:limit] if limit else line

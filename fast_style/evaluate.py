@@ -29,15 +29,14 @@ import torch
 from PIL import Image
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
-from fast_style.config import resolve_device
-from fast_style.data import list_images, resolve_photo_root
+from fast_style.device import resolve_device
 from fast_style.errors import ConfigError
-from fast_style.images import image_grid, load_image, resize_long_side, save_image, to_pil, to_tensor
-from fast_style.losses import JOHNSON_STYLE_LAYERS, LossConfig, PerceptualLoss
+from fast_style.images import image_grid, load_batch, save_image, to_pil
+from fast_style.losses import JOHNSON_STYLE_LAYERS, TERMS, LossConfig, PerceptualLoss, terms_dict
 from fast_style.measure import MEASURE_SIZE, StyleScorer
-from fast_style.optimize import TERMS, build_criterion, optimize_image
-from fast_style.styles import resolve_style_image
-from fast_style.train import load_style_tensor
+from fast_style.optimize import build_criterion, optimize_image
+from fast_style.photos import list_images, resolve_photo_root
+from fast_style.styles import load_style_tensor, stored_style_image
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +81,6 @@ def evaluation_loss_config(train_config: dict[str, Any]) -> LossConfig:
     ).for_loss_net(EVAL_LOSS_NET)
 
 
-def _style_image_path(train_config: dict[str, Any], override: str | None) -> Path:
-    if override:
-        return Path(override)
-    style = train_config.get("style", {})
-    return resolve_style_image(style.get("name", "style"), style.get("image"), style.get("url"), style.get("filename"))
-
-
 def _photo_paths(photos: str | Path, n: int) -> list[Path]:
     photos = resolve_photo_root(photos)  # photos=sample: the embedded photos
     if photos.is_file():
@@ -109,7 +101,7 @@ def _sync(device: torch.device) -> None:
 @torch.no_grad()
 def _score(criterion: PerceptualLoss, image: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
     terms = criterion(image.to(photo.device), photo)
-    return dict(zip(TERMS, torch.stack([t.float() for t in terms]).tolist()))
+    return terms_dict(terms)
 
 
 def evaluate(
@@ -132,7 +124,7 @@ def evaluate(
     train_config = state.get("config") or {}
     model = model_from_checkpoint(state).to(dev).eval()
     loss_cfg = evaluation_loss_config(train_config)
-    style_path = _style_image_path(train_config, style_image)
+    style_path = stored_style_image(train_config.get("style", {}), style_image)
     style_size = int(train_config.get("style", {}).get("size", 512))
     criterion = build_criterion(EVAL_LOSS_NET, load_style_tensor(style_path, style_size), loss_cfg, device=dev)
     scorer = StyleScorer(load_style_tensor(style_path, MEASURE_SIZE), device=dev)
@@ -155,9 +147,9 @@ def evaluate(
     grid_rows: list[torch.Tensor] = []
     shown = iters[-2:] if len(iters) > 1 else iters
     with torch.no_grad():  # warm-up, so the first photo's time is not allocator/first-call cost
-        model(to_tensor(resize_long_side(load_image(paths[0]), size)).unsqueeze(0).to(dev))
+        model(load_batch(paths[0], size).to(dev))
     for path in paths:
-        photo = to_tensor(resize_long_side(load_image(path), size)).unsqueeze(0).to(dev)
+        photo = load_batch(path, size).to(dev)
         _sync(dev)
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -241,7 +233,7 @@ def plot_curves(curves: dict[str, list[float]], fast_total: float, path: Path) -
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     length = min(len(c) for c in curves.values())
-    for name, curve in curves.items():
+    for curve in curves.values():
         ax.plot(range(len(curve)), curve, color="tab:blue", alpha=0.25, linewidth=0.8)
     mean = [sum(c[i] for c in curves.values()) / len(curves) for i in range(length)]
     ax.plot(range(length), mean, color="tab:blue", linewidth=2, label="Gatys L-BFGS (mean over photos)")

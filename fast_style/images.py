@@ -129,22 +129,32 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
 
 
 def resize_short_side(img: Image.Image, size: int) -> Image.Image:
-    w, h = img.size
-    scale = size / min(w, h)
-    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
+    """Shorter side to ``size``, bicubic: the training crop's resize (shards store exactly this)."""
+    return scale_image(img, size / min(img.size), Image.Resampling.BICUBIC)
 
 
 def resize_long_side(img: Image.Image, size: int) -> Image.Image:
-    w, h = img.size
-    scale = size / max(w, h)
-    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    """Longer side to ``size``, Lanczos: style images and photos to evaluate or optimise."""
+    return scale_image(img, size / max(img.size))
 
 
-def scale_image(img: Image.Image, scale: float) -> Image.Image:
+def batch_from_image(img: Image.Image, long_side: int) -> torch.Tensor:
+    """``img`` with its longer side resized to ``long_side`` px as a (1, 3, H, W) float batch in
+    [0, 1]: how every style image, evaluation photo and optimisation target enters a network."""
+    return to_tensor(resize_long_side(img, long_side)).unsqueeze(0)
+
+
+def load_batch(path: str | os.PathLike, long_side: int, **load_options) -> torch.Tensor:
+    """:func:`load_image` (``load_options`` are its keywords) then :func:`batch_from_image`."""
+    return batch_from_image(load_image(path, **load_options), long_side)
+
+
+def scale_image(img: Image.Image, scale: float, resample: Image.Resampling = Image.Resampling.LANCZOS) -> Image.Image:
+    """Both sides times ``scale`` (rounded, at least 1 px); ``scale == 1`` returns ``img`` itself."""
     if scale == 1.0:
         return img
     w, h = img.size
-    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), resample)
 
 
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, quality: int = 95) -> Path:

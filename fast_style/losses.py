@@ -19,6 +19,15 @@ from fast_style.models.loss_nets import LossNet
 
 # Weighted terms: content + style + tv == total, so every logged number adds up.
 LossTerms = namedtuple("LossTerms", ["content", "style", "tv", "total"])
+TERMS = LossTerms._fields
+
+
+def terms_dict(terms: LossTerms | Sequence[torch.Tensor] | torch.Tensor) -> dict[str, float]:
+    """Loss terms as ``{"content": ..., "style": ..., "tv": ..., "total": ...}`` floats: what logs,
+    histories and reports hold. ``terms``: a :class:`LossTerms` of scalar tensors or one tensor of
+    the four values (e.g. sums over a validation set divided by its size); one host sync either way."""
+    values = terms if isinstance(terms, torch.Tensor) else torch.stack([t.detach().float() for t in terms])
+    return dict(zip(TERMS, values.tolist()))
 
 JOHNSON_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 GATYS_CONTENT_LAYER = "relu4_2"  # Caffe's in-place ReLU makes Gatys' "conv4_2" blob relu4_2

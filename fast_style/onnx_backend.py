@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from fast_style import __version__
+from fast_style.errors import ConfigError, first_line
 from fast_style.fileio import atomic_write
 from fast_style.models import ImageTransformNet
 from fast_style.models.transformer import UpsampleConvNormReLU
@@ -130,14 +131,14 @@ class OnnxNet:
             try:
                 return ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
             except Exception as e:  # noqa: BLE001 - any load failure means: rebuild
-                problem = f"onnxruntime cannot load it ({str(e).splitlines()[0][:120]})"
+                problem = f"onnxruntime cannot load it ({first_line(e, 120)})"
         if problem:
             log.warning("ONNX cache entry %s: %s; exporting it again", self.path, problem)
         data = self._export(model)
         try:
             return ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001
-            raise BackendUnavailable(f"onnxruntime cannot load the fresh export ({str(e).splitlines()[0][:120]})") from None
+            raise BackendUnavailable(f"onnxruntime cannot load the fresh export ({first_line(e, 120)})") from None
 
     def _read_verified(self) -> tuple[bytes | None, str | None]:
         """(bytes, None) for an entry whose hash matches its record; (None, reason) otherwise
@@ -162,7 +163,7 @@ class OnnxNet:
         try:
             data = onnx_bytes(model, OPSET, clamp=True)
         except Exception as e:  # noqa: BLE001 - an exporter failure falls back to torch with its reason
-            raise BackendUnavailable(f"ONNX export failed ({str(e).splitlines()[0][:160]})") from None
+            raise BackendUnavailable(f"ONNX export failed ({first_line(e, 160)})") from None
         try:
             with atomic_write(self.path) as f:
                 f.write(data)
@@ -189,8 +190,6 @@ class OnnxNet:
 
 def check_backend(backend: object) -> str:
     """``auto``, ``torch`` or ``onnxruntime``; else one ConfigError line."""
-    from fast_style.errors import ConfigError
-
     if backend not in BACKENDS:
         raise ConfigError(f"backend={backend!r}: choose {', '.join(BACKENDS)}")
     return str(backend)

@@ -17,6 +17,7 @@ where ``loss_scale`` (default: automatic) makes the mean absolute gradient at th
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,14 +28,22 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from fast_style.color import MODES as COLOR_MODES
+from fast_style.color import check_mode as check_color_mode
 from fast_style.color import grey, luminance, match_color, match_luminance, preserve_luminance
+from fast_style.device import resolve_device
 from fast_style.errors import ConfigError
-from fast_style.images import image_grid, resize_long_side, to_tensor
-from fast_style.losses import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS, LossConfig, LossTerms, PerceptualLoss  # noqa: F401 - re-exported
+from fast_style.images import batch_from_image, load_image, save_image
+from fast_style.losses import (  # noqa: F401 - the Gatys layers are re-exported for optimize's callers
+    GATYS_CONTENT_LAYER,
+    GATYS_STYLE_LAYERS,
+    LossConfig,
+    LossTerms,
+    PerceptualLoss,
+    terms_dict,
+)
 from fast_style.models import LossNet, build_loss_net
+from fast_style.styles import load_style_tensor
 
-TERMS = LossTerms._fields
 OPTIMIZERS = ("lbfgs", "adam")
 
 
@@ -81,17 +90,17 @@ def color_preserving_style(style: torch.Tensor, content: torch.Tensor, mode: str
     ``luminance``: the style's luminance with the photo's luminance mean/std, as a grey image;
     pair it with ``optimize_multiscale(..., preserve_color="luminance")``, which optimises the
     luminance alone and puts the photo's chroma back. ``None``: the style unchanged."""
-    if mode is None:
+    if check_color_mode(mode) is None:
         return style
-    if mode not in COLOR_MODES:
-        raise ConfigError(f"preserve_color={mode!r}: choose {' or '.join(COLOR_MODES)} (or null)")
     content = content if content.dim() == 4 else content.unsqueeze(0)
     style4 = style if style.dim() == 4 else style.unsqueeze(0)
     out = match_color(style4, content[0]) if mode == "histogram" else match_luminance(style4, content[:1])
     return out if style.dim() == 4 else out[0]
 
 
-def initial_image(init: str, content: torch.Tensor, seed: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
+def initial_image(
+    init: str, content: torch.Tensor, seed: int = 0, device: torch.device | str | None = None
+) -> torch.Tensor:
     """``content`` (the photo), ``noise`` (uniform white noise, Gatys' start) or a path to a
     fast-style checkpoint whose stylization of the photo is the start (polishing a fast result)."""
     device = device or content.device
@@ -130,10 +139,6 @@ class _Clamp01(torch.autograd.Function):
 def clamp01(x: torch.Tensor) -> torch.Tensor:
     """Clamp to [0, 1]; see :class:`_Clamp01` for the gradient."""
     return _Clamp01.apply(x)
-
-
-def _terms_dict(terms: LossTerms) -> dict[str, float]:
-    return dict(zip(TERMS, torch.stack([t.detach().float() for t in terms]).tolist()))
 
 
 def optimize_image(
@@ -200,7 +205,7 @@ def optimize_image(
     t0 = time.perf_counter()
 
     def record(i: int, terms: LossTerms) -> None:
-        values = _terms_dict(terms)
+        values = terms_dict(terms)
         if i not in best or values["total"] < best[i][0]:
             best[i] = (values["total"], values, time.perf_counter() - t0)
 
@@ -267,7 +272,7 @@ def optimize_image(
         last = max(best) if best else 0
         terms = criterion.terms(image().clamp(0, 1), target)
         seconds = best[last][2] if last in best else time.perf_counter() - t0
-        best[last] = (0.0, _terms_dict(terms), seconds)
+        best[last] = (0.0, terms_dict(terms), seconds)
     result.history = [best[i][1] for i in sorted(best)]
     result.times = [best[i][2] for i in sorted(best)]
     result.seconds = time.perf_counter() - t0
@@ -298,19 +303,18 @@ def optimize_multiscale(
     ``"histogram"`` changes only the style image, so nothing happens here."""
     if not scales:
         raise ConfigError("scales must name at least one size (long side, px)")
-    if preserve_color not in (None, *COLOR_MODES):
-        raise ConfigError(f"preserve_color={preserve_color!r}: choose {' or '.join(COLOR_MODES)} (or null)")
+    check_color_mode(preserve_color)
     lum = preserve_color == "luminance"
     results: list[OptimizeResult] = []
     prev: torch.Tensor | None = None
     for size in sorted(int(s) for s in scales):
-        photo = to_tensor(resize_long_side(content, size)).unsqueeze(0).to(device)
+        photo = batch_from_image(content, size).to(device)
         if prev is None:
             start = initial_image(init, photo, seed=seed, device=device)
         else:
             start = F.interpolate(prev.to(device), size=photo.shape[-2:], mode="bicubic", align_corners=False)
 
-        def colour(img: torch.Tensor, photo: torch.Tensor = photo.cpu()) -> torch.Tensor:
+        def colour(img: torch.Tensor, photo: torch.Tensor = photo.cpu()) -> torch.Tensor:  # noqa: B008 - binds this scale's photo
             return preserve_luminance(img, photo) if lum else img
 
         hook = None if on_snapshot is None else (lambda i, img, size=size: on_snapshot(size, i, colour(img)))
@@ -325,10 +329,53 @@ def optimize_multiscale(
     return results
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio (dB) of images in [0, 1]."""
-    mse = F.mse_loss(a.float().clamp(0, 1), b.float().clamp(0, 1)).item()
-    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+def optimize_photo(
+    photo: str | os.PathLike,
+    style_image: str | os.PathLike,
+    loss: LossConfig,
+    output: str | os.PathLike,
+    *,
+    style_size: int,
+    loss_net: str = "vgg19_caffe",
+    weights: str = "imagenet",
+    size: int = 256,
+    scales: Sequence[int] | None = None,
+    preserve_color: str | None = None,
+    max_iter: int = 300,
+    save_every: int = 0,
+    device: torch.device | str = "auto",
+    **kwargs,
+) -> list[OptimizeResult]:
+    """``scripts/optimize.py``: one photo file optimised against one style image file, written to
+    ``output`` (with ``save_every``: the iterates next to it, ``<stem>_<size>px_iter0050.png``).
+
+    ``scales``: coarse-to-fine long sides (default ``[size]``); ``preserve_color``: the style image
+    takes the photo's colours (``histogram``) or both become luminance (``luminance``; the photo's
+    chroma is put back on the result), Gatys et al. 2016. ``kwargs`` go to
+    :func:`optimize_multiscale` (``init``, ``seed``, ``optimizer``, ``lr``, ``loss_scale``).
+    Returns one result per scale; the last one's image is the one written.
+    """
+    out = Path(output)
+    if out.resolve() == Path(photo).resolve():
+        raise ConfigError(f"output {out} would overwrite the input image")
+    dev = resolve_device(device) if isinstance(device, str) else device
+    content = load_image(photo)
+    scales = list(scales) if scales else [size]
+    style = color_preserving_style(
+        load_style_tensor(style_image, style_size), batch_from_image(content, max(scales)), preserve_color
+    )
+    criterion = build_criterion(loss_net, style, loss, weights=weights, device=dev)
+
+    def on_snapshot(at_size: int, i: int, image: torch.Tensor) -> None:
+        if save_every and i % save_every == 0 and i < max_iter:
+            save_image(image, out.with_name(f"{out.stem}_{at_size}px_iter{i:04d}{out.suffix}"))
+
+    results = optimize_multiscale(
+        criterion, content, scales, device=dev, on_snapshot=on_snapshot, max_iter=max_iter,
+        save_every=save_every, preserve_color=preserve_color, **kwargs,
+    )
+    save_image(results[-1].image, out)
+    return results
 
 
 CONTENT_RECON_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
@@ -355,27 +402,3 @@ def synthesize_texture(
     dummy = torch.zeros(1, 3, *size, device=style.device)
     start = initial_image("noise", dummy, seed=seed)
     return optimize_image(criterion, dummy, start, max_iter=max_iter, progress=progress, desc=f"texture {layers[-1]}")
-
-
-def reconstruction_strips(
-    loss_net: LossNet, photo: torch.Tensor, style: torch.Tensor, max_iter: int = 100, seed: int = 0,
-    content_layers: Sequence[str] = CONTENT_RECON_LAYERS, style_layers: Sequence[str] = GATYS_STYLE_LAYERS,
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-    """Two strip images: the photo followed by its reconstructions from ``content_layers``, and the
-    style image followed by textures matching Grams of ``style_layers[:1]``, ``[:2]``, ...
-    Returns (content strip, texture strip, PSNR per content layer)."""
-    photo = photo if photo.dim() == 4 else photo.unsqueeze(0)
-    style = style if style.dim() == 4 else style.unsqueeze(0)
-    recons, scores = [], {}
-    for layer in content_layers:
-        res = reconstruct_content(loss_net, photo, layer, max_iter=max_iter, seed=seed)
-        recons.append(res.image)
-        scores[layer] = psnr(res.image, photo.cpu())
-    textures = []
-    for k in range(1, len(style_layers) + 1):
-        res = synthesize_texture(loss_net, style, style_layers[:k], tuple(photo.shape[-2:]), max_iter=max_iter, seed=seed)
-        textures.append(res.image)
-    style_small = F.interpolate(style.cpu(), size=photo.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
-    content_strip = image_grid([torch.cat([photo.cpu(), *recons])])
-    texture_strip = image_grid([torch.cat([style_small, *textures])])
-    return content_strip, texture_strip, scores

@@ -4,10 +4,10 @@
     python scripts/train.py data.root=/data/coco/shards256 ...      # autodetected (or data.shards=...)
 
 Each image is stored exactly as the JPEG path hands it to the network: short side resized to
-``image_size`` (PIL bicubic) and a centre square crop (:func:`fast_style.data.crop_image`), as
+``image_size`` (PIL bicubic) and a centre square crop (:func:`fast_style.photos.crop_image`), as
 uint8 in NCHW order. The training crop is deterministic (no random crop or flip), so nothing is
 lost by storing the crop itself: a shard image divided by 255 is bit-identical to
-:func:`fast_style.data.load_crop` of its source. A different ``data.image_size`` needs its own
+:func:`fast_style.photos.load_crop` of its source. A different ``data.image_size`` needs its own
 shards (training refuses a mismatch).
 
 Layout of the output folder::
@@ -40,9 +40,10 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from fast_style.data import ScanReport, check_bad_fraction, crop_image, list_images
-from fast_style.errors import ConfigError, ImageError
+from fast_style.checks import integer_at_least
+from fast_style.errors import ConfigError, ImageError, first_line
 from fast_style.fileio import atomic_write
+from fast_style.photos import ScanReport, check_bad_fraction, crop_image, list_images
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ FORMAT = "fast-style-shards"
 VERSION = 1
 INDEX = "index.json"
 LAYOUT = "NCHW uint8"
-CROP = "short side resized to image_size (PIL bicubic), centre square crop (as data.load_crop)"
+CROP = "short side resized to image_size (PIL bicubic), centre square crop (as photos.load_crop)"
 
 
 @dataclass
@@ -74,8 +75,7 @@ def _crop_uint8(job: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
             img = crop_image(Path(path), size)
         return np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)), None
     except (ImageError, OSError, ValueError, SyntaxError) as e:
-        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return None, text[:200]
+        return None, first_line(e, 200)
 
 
 def shard_name(i: int) -> str:
@@ -100,8 +100,7 @@ def preprocess(
     """
     if not isinstance(image_size, int) or image_size <= 0 or image_size % 4:
         raise ConfigError(f"data.image_size must be a positive multiple of 4, got {image_size!r}")
-    if not isinstance(shard_size, int) or shard_size <= 0:
-        raise ConfigError(f"shard_size must be a positive integer, got {shard_size!r}")
+    integer_at_least("shard_size", shard_size, 1)
     t0 = time.perf_counter()
     files = list_images(root, "data.root")
     out = Path(out).expanduser()

@@ -11,11 +11,11 @@ of the training photos before its Grams are computed (:func:`match_training_colo
 from __future__ import annotations
 
 import io
-import os
 import logging
+import os
 import random
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,12 @@ import torch
 from PIL import Image
 
 from fast_style.color import color_stats, match_color_stats
-from fast_style.data import SAMPLE_DIR, is_shard_dir, list_images
+from fast_style.data import is_shard_dir
 from fast_style.errors import ConfigError, ImageError
 from fast_style.fileio import atomic_write
-from fast_style.images import load_image, resize_long_side, to_tensor
+from fast_style.images import batch_from_image, load_batch, load_image
+from fast_style.photos import SAMPLE_DIR, list_images
+from fast_style.shards import ShardDataset
 
 log = logging.getLogger(__name__)
 TRAIN_COLOR_MODES = ("histogram",)
@@ -86,6 +88,15 @@ def resolve_style_image(
     return cached
 
 
+def stored_style_image(style: Mapping[str, Any], image: str | None = None) -> Path:
+    """The image of a style as a checkpoint stores it (``config["style"]``, an entry of
+    ``config["styles"]``: plain dicts); ``image`` overrides the stored path. Evaluation and the
+    docs figures re-read a trained network's painting this way."""
+    return resolve_style_image(
+        style.get("name", "style"), image or style.get("image"), style.get("url"), style.get("filename")
+    )
+
+
 def download(url: str, dest: Path, timeout: float = 30.0) -> Path:
     """Download, check that the bytes are an image, then write ``dest`` atomically.
 
@@ -103,6 +114,23 @@ def download(url: str, dest: Path, timeout: float = 30.0) -> Path:
     return dest
 
 
+# A style image smaller than this on a side has next to no texture for the Grams to capture;
+# it is upscaled to style.size anyway, so such a file is almost certainly a mistake.
+MIN_STYLE_SIDE = 16
+
+
+def load_style_tensor(path: str | os.PathLike, size: int) -> torch.Tensor:
+    """The style image with its longer side at ``size`` px, as a (1, 3, H, W) batch; a file too
+    small to hold any texture is refused (see :data:`MIN_STYLE_SIDE`)."""
+    image = load_image(path, too_big_hint="shrink it first: it is resized to style.size px anyway", warn_alpha=True)
+    if min(image.size) < MIN_STYLE_SIDE:
+        raise ImageError(
+            f"{path}: style image is only {image.size[0]}x{image.size[1]} px; a style needs at least "
+            f"{MIN_STYLE_SIDE} px per side (its textures are what the network learns)"
+        )
+    return batch_from_image(image, size)
+
+
 def photo_color_stats(
     root: str | os.PathLike, n: int = 64, size: int = 256, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,8 +138,6 @@ def photo_color_stats(
     resized to long side ``size``; unreadable files are skipped). What "the training photos'
     colours" means for a network that sees thousands of them."""
     if is_shard_dir(root):  # preprocessed shards (scripts/preprocess.py): the stored crops
-        from fast_style.shards import ShardDataset
-
         shards = ShardDataset(root, what="data.root")
         picks = sorted(random.Random(seed).sample(range(len(shards)), min(n, len(shards))))
         if not picks:
@@ -123,7 +149,7 @@ def photo_color_stats(
     def images() -> Iterator[torch.Tensor]:
         for path in sample:
             try:
-                yield to_tensor(resize_long_side(load_image(path), size))
+                yield load_batch(path, size)[0]
             except ImageError as e:
                 log.warning("colour statistics: skipping %s", e)
 

@@ -16,9 +16,10 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
-from fast_style.color import MODES as COLOR_MODES
+from fast_style.checks import integer_at_least
+from fast_style.color import check_mode as check_color_mode
 from fast_style.color import match_color, preserve_luminance
-from fast_style.config import resolve_device
+from fast_style.device import resolve_device
 from fast_style.errors import ConfigError, FastStyleError, ImageError
 from fast_style.fileio import ensure_writable_dir
 from fast_style.images import is_image_file, load_image, save_image, scale_image, to_pil, to_tensor
@@ -85,8 +86,7 @@ class Stylizer:
             raise ConfigError(f"compile must be true or false, got {compile!r}")
         if not 0.0 <= strength <= 1.0:
             raise ConfigError(f"strength must be in [0, 1], got {strength!r}")
-        if preserve_color not in (None, *COLOR_MODES):
-            raise ConfigError(f"preserve_color={preserve_color!r}: choose {' or '.join(COLOR_MODES)} (or null)")
+        check_color_mode(preserve_color)
         self.tile_size = check_tile_size(tile_size)
         self.max_pixels = check_max_pixels(max_pixels)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -139,7 +139,9 @@ class Stylizer:
         if len(names) > 1 or style or style_mix:
             mix = style_mix or ({style: 1.0} if style else None)
             if not mix:
-                raise ConfigError(f"{path} holds {len(names)} styles ({', '.join(names)}): pass style=<name> or style_mix")
+                raise ConfigError(
+                    f"{path} holds {len(names)} styles ({', '.join(names)}): pass style=<name> or style_mix"
+                )
             unknown = [n for n in mix if n not in names]
             if unknown:
                 raise ConfigError(f"style(s) {unknown} not in {path}; it holds: {', '.join(names)}")
@@ -219,20 +221,14 @@ def check_tile_size(tile_size: object) -> int | None:
     """``None`` (whole images) or an integer >= :data:`~fast_style.tiling.MIN_TILE`; else one ConfigError line."""
     if tile_size is None:
         return None
-    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < MIN_TILE:
-        raise ConfigError(
-            f"tile_size={tile_size!r}: use an integer >= {MIN_TILE} (pixels per tile side), or null for whole images"
-        )
-    return tile_size
+    return integer_at_least("tile_size", tile_size, MIN_TILE, " (pixels per tile side) or null for whole images")
 
 
 def check_max_pixels(max_pixels: object) -> int | str:
     """``auto`` or a positive integer; else one ConfigError line."""
     if max_pixels == "auto":
         return "auto"
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-        raise ConfigError(f"max_pixels={max_pixels!r}: use auto or a positive integer (output pixels per image)")
-    return max_pixels
+    return integer_at_least("max_pixels", max_pixels, 1, " (output pixels per image) or auto")
 
 
 def output_pixel_limit(max_pixels: int | str, tiled: bool) -> int:
@@ -356,7 +352,9 @@ def _collate(items: list[tuple[int, torch.Tensor | None, str | None]]) -> tuple[
     return [([i for i, _ in g], torch.stack([t for _, t in g])) for g in groups.values()], errors
 
 
-def resolve_batching(device: torch.device, batch_size: int | str = "auto", workers: int | str = "auto") -> tuple[int, int]:
+def resolve_batching(
+    device: torch.device, batch_size: int | str = "auto", workers: int | str = "auto"
+) -> tuple[int, int]:
     """Validate ``batch_size``/``workers`` and fill in ``"auto"``.
 
     On CPU, auto is batch 1 and no loader processes: measured on 2 cores (docs/PERFORMANCE.md),
@@ -369,11 +367,8 @@ def resolve_batching(device: torch.device, batch_size: int | str = "auto", worke
         batch_size = 8 if cuda else 1
     if workers == "auto":
         workers = min(4, os.cpu_count() or 1) if cuda else 0
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be an integer >= 1 or auto, got {batch_size!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ConfigError(f"workers must be an integer >= 0 (0 = decode in this process) or auto, got {workers!r}")
-    return batch_size, workers
+    batch_size = integer_at_least("batch_size", batch_size, 1, " or auto")
+    return batch_size, integer_at_least("workers", workers, 0, " (0 = decode in this process) or auto")
 
 
 def stylize_paths(
@@ -457,7 +452,7 @@ def stylize_paths(
     # warnings go through tqdm.write while the bar is shown, so they do not break its line
     with bar, logging_redirect_tqdm() if progress else nullcontext(), ThreadPoolExecutor(max_workers=2) as pool:
         for groups, failed in loader:
-            for i, message in failed:
+            for _, message in failed:
                 fail(message)
             bar.update(len(failed))
             for indices, batch in groups:
@@ -470,4 +465,7 @@ def stylize_paths(
     return [written[i] for i in sorted(written)], errors
 
 
-__all__ = ["FastStyleError", "Stylizer", "check_max_pixels", "check_tile_size", "output_pixel_limit", "plan_batches", "plan_outputs", "resolve_batching", "stylize_paths"]
+__all__ = [
+    "FastStyleError", "Stylizer", "check_max_pixels", "check_tile_size", "output_pixel_limit", "plan_batches",
+    "plan_outputs", "resolve_batching", "stylize_paths",
+]

@@ -27,15 +27,15 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import replace
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
+from fast_style import distributed
 from fast_style.checkpoint import (
     check_final_replacement,
     identity_differences,
@@ -46,16 +46,17 @@ from fast_style.checkpoint import (
     save_checkpoint,
 )
 from fast_style.config import StyleConfig, TrainConfig, style_label, train_config_to_dict
-from fast_style import distributed
-from fast_style.dashboard import NullLogger, build_logger
-from fast_style.data import build_loader, check_bad_fraction, fixed_photos, open_training_data, resolve_training_data
-from fast_style.errors import CheckpointError, ConfigError, FastStyleError, ImageError
+from fast_style.dashboard import build_logger
+from fast_style.data import build_loader, fixed_photos, open_training_data, resolve_training_data
+from fast_style.errors import CheckpointError, ConfigError, FastStyleError
 from fast_style.fileio import remove_stale_temps
-from fast_style.images import image_grid, load_image, resize_long_side, save_image, to_tensor
+from fast_style.images import image_grid, save_image
+from fast_style.loggers import NullLogger
 from fast_style.losses import LossTerms, PerceptualLoss
 from fast_style.models import ImageTransformNet, TransformerConfig, build_loss_net
 from fast_style.models.transformer import ConditionalInstanceNorm2d, extend_styles
-from fast_style.styles import match_training_colors, resolve_style_image
+from fast_style.photos import check_bad_fraction
+from fast_style.styles import load_style_tensor, match_training_colors, resolve_style_image
 
 log = logging.getLogger(__name__)
 
@@ -137,22 +138,6 @@ class StopRequest:
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-# A style image smaller than this on a side has next to no texture for the Grams to capture;
-# it is upscaled to style.size anyway, so such a file is almost certainly a mistake.
-MIN_STYLE_SIDE = 16
-
-
-def load_style_tensor(path: Path, size: int) -> torch.Tensor:
-    """The style image with its longer side at ``size`` px, as a (1, 3, H, W) batch."""
-    image = load_image(path, too_big_hint="shrink it first: it is resized to style.size px anyway", warn_alpha=True)
-    if min(image.size) < MIN_STYLE_SIDE:
-        raise ImageError(
-            f"{path}: style image is only {image.size[0]}x{image.size[1]} px; a style needs at least "
-            f"{MIN_STYLE_SIDE} px per side (its textures are what the network learns)"
-        )
-    return to_tensor(resize_long_side(image, size)).unsqueeze(0)
 
 
 @dataclass

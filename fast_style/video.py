@@ -9,13 +9,13 @@ Flicker: a feed-forward network stylizes each frame independently, and instance 
 per-frame statistics jump with small content changes, so colours and strokes shimmer.
 ``temporal_smoothing=a`` replaces every instance norm's statistics by an exponential moving
 average across frames (weight ``a`` on the past): the one mitigation that needs no retraining.
+Measuring it (a panned test clip, the flicker metric) is :mod:`fast_style.measure`'s job.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -26,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from fast_style.errors import ConfigError, FastStyleError
+from fast_style.stylize import Stylizer, resolve_batching
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
@@ -61,84 +62,27 @@ class SmoothedInstanceNorm(nn.Module):
         return y
 
 
+def check_temporal_smoothing(alpha: float) -> None:
+    """``temporal_smoothing`` is the EMA weight on the past: in [0, 1), 1 would freeze the first frame."""
+    if not 0.0 <= alpha < 1.0:
+        raise ConfigError(f"temporal_smoothing must be in [0, 1), got {alpha}")
+
+
+def smoothed_model(stylizer: Stylizer, alpha: float) -> nn.Module | None:
+    """The network that stylizes one video with ``temporal_smoothing=alpha``: a smoothed copy, or
+    None (the Stylizer's own network, compiled if it was asked to be) when ``alpha`` is 0."""
+    check_temporal_smoothing(alpha)
+    return with_temporal_smoothing(stylizer.model, alpha) if alpha > 0 else None
+
+
 def with_temporal_smoothing(model: nn.Module, alpha: float) -> nn.Module:
     """A copy of ``model`` whose instance norms carry statistics across calls (one video)."""
     model = copy.deepcopy(model)
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.InstanceNorm2d):
                 setattr(module, child_name, SmoothedInstanceNorm(child, alpha))
     return model
-
-
-def flicker(frames: list[np.ndarray] | np.ndarray | torch.Tensor, shift: int = 0) -> float:
-    """Mean absolute difference between consecutive frames (0-1 scale). ``frames``: 8-bit
-    (T, H, W, 3) arrays as decoded, or a float (T, 3, H, W) tensor in [0, 1].
-
-    ``shift`` (tensors only): motion-compensated for a known pan of ``shift`` px per frame to the
-    right (:func:`panned_clip`): frame t+1 minus frame t moved left by ``shift``, so only changes
-    that the motion does not explain count (0 for the input clip itself)."""
-    if isinstance(frames, torch.Tensor):
-        if len(frames) < 2:
-            return 0.0
-        a, b = frames[1:].float(), frames[:-1].float()
-        if shift:
-            a, b = a[..., : a.shape[-1] - shift], b[..., shift:]
-        return float((a - b).abs().mean())
-    if shift:
-        raise ValueError("flicker(shift=...) takes a (T, 3, H, W) tensor")
-    a = np.asarray(frames, dtype=np.float32) / 255.0
-    return float(np.abs(np.diff(a, axis=0)).mean()) if len(a) > 1 else 0.0
-
-
-def panned_clip(photo: torch.Tensor, frames: int = 48, size: tuple[int, int] = (240, 320), step: int = 1,
-                noise: float = 0.0, seed: int = 0) -> torch.Tensor:
-    """A test clip made from one photo (3, H, W): a window of ``size`` (h, w) panned ``step`` px
-    per frame to the right (``step=0``: a static shot), plus optional Gaussian sensor noise of
-    std ``noise`` (0-1 scale), rounded to 8 bits like a decoded video. Returns (T, 3, h, w)."""
-    h, w = size
-    if photo.shape[-2] < h or photo.shape[-1] < w + step * (frames - 1):
-        raise ConfigError(f"photo {tuple(photo.shape[-2:])} too small for a {h}x{w} window panned "
-                          f"{step} px x {frames} frames")
-    top = (photo.shape[-2] - h) // 2
-    clip = torch.stack([photo[:, top : top + h, i * step : i * step + w] for i in range(frames)])
-    if noise > 0:
-        g = torch.Generator().manual_seed(seed)
-        clip = clip + noise * torch.randn(clip.shape, generator=g)
-    return clip.clamp(0, 1).mul(255).round().div(255)
-
-
-def stylize_frames(stylizer, frames: torch.Tensor, temporal_smoothing: float = 0.0, batch_size: int = 4) -> torch.Tensor:
-    """Stylize a (T, 3, H, W) clip in memory exactly as :func:`stylize_video` does (frames in order,
-    batches of ``batch_size``, the smoothed network copy, every Stylizer option, 8-bit output),
-    without the codec. Returns (T, 3, H, W) on the CPU."""
-    if not 0.0 <= temporal_smoothing < 1.0:
-        raise ConfigError(f"temporal_smoothing must be in [0, 1), got {temporal_smoothing}")
-    model = with_temporal_smoothing(stylizer.model, temporal_smoothing) if temporal_smoothing > 0 else None
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(frames), batch_size):
-            y = stylizer.stylize_batch(frames[start : start + batch_size], model=model)
-            out.append(y.mul(255).round().div(255).cpu())
-    return torch.cat(out)
-
-
-def flicker_report(stylizer, clip: torch.Tensor, smoothing: Sequence[float] = (0.0, 0.5, 0.8, 0.9, 0.95),
-                   batch_size: int = 4, shift: int = 0) -> list[dict[str, float]]:
-    """Flicker of the stylized clip for each ``temporal_smoothing`` value. Lower is steadier.
-
-    ``flicker``: mean |frame t+1 - frame t| of the output; ``input``: the same for the input clip;
-    ``excess``: flicker - input (what the stylization adds to what the motion or noise causes);
-    ``compensated``: the output's flicker with the pan of ``shift`` px per frame undone
-    (:func:`flicker`; the input's is 0 for a noiseless pan), i.e. change the motion does not explain."""
-    base = flicker(clip)
-    rows = []
-    for alpha in smoothing:
-        out = stylize_frames(stylizer, clip, alpha, batch_size)
-        f = flicker(out)
-        rows.append({"temporal_smoothing": float(alpha), "input": base, "flicker": f, "excess": f - base,
-                     "compensated": flicker(out, shift=shift), "input_compensated": flicker(clip, shift=shift)})
-    return rows
 
 
 @dataclass
@@ -150,7 +94,7 @@ class VideoReport:
 
 
 def stylize_video(
-    stylizer,  # fast_style.stylize.Stylizer (not imported: stylize imports this module)
+    stylizer: Stylizer,
     src: str | os.PathLike,
     dst: str | os.PathLike,
     batch_size: int | str = "auto",
@@ -163,16 +107,11 @@ def stylize_video(
         import av
     except ImportError:
         raise FastStyleError("video needs PyAV: pip install av") from None
-    if not 0.0 <= temporal_smoothing < 1.0:
-        raise ConfigError(f"temporal_smoothing must be in [0, 1), got {temporal_smoothing}")
-    from fast_style.stylize import resolve_batching  # stylize imports this module
-
+    model = smoothed_model(stylizer, temporal_smoothing)
     batch_size, _ = resolve_batching(stylizer.device, batch_size, 0)
     src, dst = Path(src), Path(dst)
     if dst.resolve() == src.resolve():
         raise ConfigError(f"output {dst} would overwrite the input video")
-    # None: the Stylizer's own network (compiled if it was asked to be)
-    model = with_temporal_smoothing(stylizer.model, temporal_smoothing) if temporal_smoothing > 0 else None
     try:
         inp = av.open(str(src))
     except (av.error.FFmpegError, OSError) as e:

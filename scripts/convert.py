@@ -8,15 +8,14 @@ import hydra
 from omegaconf import DictConfig
 
 from fast_style.checkpoint import convert_classic_state_dict, load_classic_state_dict, save_checkpoint
-from fast_style.cli import run_hydra_main, user_errors
+from fast_style.cli import require, run_hydra_main, style_argument, user_errors
 from fast_style.errors import ConfigError
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="convert")
 def main(cfg: DictConfig) -> None:
     with user_errors(cfg.verbose):
-        if not cfg.input:
-            raise ConfigError("input= is required: a pytorch/examples TransformerNet state_dict (.pth/.model)")
+        require(cfg.input, "input", ": a pytorch/examples TransformerNet state_dict (.pth/.model)")
         style = str(cfg.style_name or Path(cfg.input).stem)
         output = Path(cfg.output or f"checkpoints/{style}.pt")
         if output.expanduser().resolve() == Path(cfg.input).expanduser().resolve():
@@ -28,7 +27,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    # configs/ also holds the training `style` config group, so hydra would read `style=x` as a
-    # group choice; the documented spelling is kept by renaming it to the plain key style_name.
-    sys.argv = [("style_name=" + a[len("style="):]) if a.startswith("style=") else a for a in sys.argv]
+    sys.argv[1:] = style_argument(sys.argv[1:])
     run_hydra_main(main)

@@ -3,34 +3,31 @@
 All logic lives in fast_style/evaluate.py.
 """
 
-import logging
 
 import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import user_errors
-from fast_style.errors import ConfigError
+from fast_style.cli import log_to_stderr, require, run_hydra_main, user_errors
 from fast_style.evaluate import evaluate, format_table
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    log_to_stderr()
     with user_errors(cfg.verbose):
-        if not cfg.ckpt:
-            raise ConfigError("ckpt= is required, e.g. ckpt=checkpoints/starry_night.pt")
-        if not cfg.photos:
-            raise ConfigError("photos= is required: a folder of photos (or one photo)")
+        require(cfg.ckpt, "ckpt", ", e.g. ckpt=checkpoints/starry_night.pt")
+        require(cfg.photos, "photos", ": a folder of photos (or one photo)")
         report = evaluate(
             cfg.ckpt, cfg.photos, cfg.out_dir, n=cfg.n, size=cfg.size, iters=list(cfg.iters),
             device=cfg.device, style_image=cfg.style_image,
         )
     print(format_table(report))
     match = report.settings["fast_style_matches_iteration"]
-    print(f"fast-style mean total loss is reached by L-BFGS at iteration: {match if match is not None else '> ' + str(max(cfg.iters))}")
+    reached = match if match is not None else f"> {max(cfg.iters)}"
+    print(f"fast-style mean total loss is reached by L-BFGS at iteration: {reached}")
     for kind, path in report.files.items():
         print(f"{kind}: {path}")
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_main(main)

@@ -3,8 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import run_hydra_main, user_errors
-from fast_style.errors import ConfigError
+from fast_style.cli import require, run_hydra_main, user_errors
 from fast_style.export import export_checkpoint
 from fast_style.script_configs import register_schemas
 
@@ -14,8 +13,7 @@ register_schemas()  # configs/export.yaml is typed: a bad value is one error lin
 @hydra.main(version_base="1.3", config_path="../configs", config_name="export")
 def main(cfg: DictConfig) -> None:
     with user_errors(cfg.verbose):
-        if not cfg.ckpt:
-            raise ConfigError("ckpt= is required, e.g. ckpt=checkpoints/candy.pt")
+        require(cfg.ckpt, "ckpt", ", e.g. ckpt=checkpoints/candy.pt")
         path = export_checkpoint(cfg.ckpt, cfg.format, cfg.output)
     print(path)
 

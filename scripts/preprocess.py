@@ -12,27 +12,23 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import run_hydra_main, user_errors
-from fast_style.errors import ConfigError
+from fast_style.cli import list_skipped, log_to_stderr, require, run_hydra_main, user_errors
 from fast_style.shards import preprocess
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="preprocess")
 def main(cfg: DictConfig) -> None:
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s")  # skips: summarised below
+    log_to_stderr(logging.ERROR)  # skips: summarised below
     with user_errors(cfg.verbose):
-        if not cfg.data.root:
-            raise ConfigError("data.root= is required: the photo folder to preprocess")
-        if not cfg.out:
-            raise ConfigError("out= is required: the folder to write the shards to")
+        require(cfg.data.root, "data.root", ": the photo folder to preprocess")
+        require(cfg.out, "out", ": the folder to write the shards to")
         report = preprocess(
             cfg.data.root, cfg.out, image_size=cfg.data.image_size, shard_size=cfg.shard_size,
             workers=cfg.workers, max_bad_fraction=cfg.data.max_bad_fraction, overwrite=cfg.overwrite,
         )
     if report.skipped:
-        shown = "\n".join(f"  {path}: {reason}" for path, reason in report.skipped[:20])
-        more = f"\n  ... and {len(report.skipped) - 20} more (all listed in index.json)" if len(report.skipped) > 20 else ""
-        print(f"skipped {len(report.skipped)} of {report.n_listed} file(s) as unreadable:\n{shown}{more}", file=sys.stderr)
+        print(f"skipped {len(report.skipped)} of {report.n_listed} file(s) as unreadable:\n"
+              f"{list_skipped(report.skipped, 'index.json')}", file=sys.stderr)
     print(
         f"wrote {report.n_images} images at {report.image_size} px to {report.out} ({report.shards} shard(s), "
         f"{report.bytes / 2**20:.1f} MiB, {report.seconds:.1f} s); train with data.root={report.out}"

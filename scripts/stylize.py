@@ -7,7 +7,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fast_style.cli import run_hydra_main, user_errors
+from fast_style.cli import log_to_stderr, require, run_hydra_main, style_argument, user_errors
 from fast_style.errors import ConfigError
 from fast_style.fileio import ensure_writable_dir
 from fast_style.script_configs import register_schemas
@@ -19,13 +19,11 @@ register_schemas()  # configs/stylize.yaml is typed: scale=abc is one error line
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="stylize")
 def main(cfg: DictConfig) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    log_to_stderr()
     logging.getLogger("fast_style.onnx_backend").setLevel(logging.INFO)  # say why the first run takes longer
     with user_errors(cfg.verbose):
-        if not cfg.ckpt:
-            raise ConfigError("ckpt= is required, e.g. ckpt=checkpoints/starry_night.pt")
-        if not cfg.input:
-            raise ConfigError("input= is required: an image file or a folder of images")
+        require(cfg.ckpt, "ckpt", ", e.g. ckpt=checkpoints/starry_night.pt")
+        require(cfg.input, "input", ": an image file or a folder of images")
         style_mix = OmegaConf.to_container(cfg.style_mix) if cfg.style_mix else None
         stylizer = Stylizer.from_checkpoint(
             cfg.ckpt, device=cfg.device, style=cfg.style_name, style_mix=style_mix,
@@ -53,12 +51,6 @@ def main(cfg: DictConfig) -> None:
     if errors:
         print(f"{len(errors)} of {len(errors) + len(written)} image(s) failed", file=sys.stderr)
         sys.exit(1)
-
-
-def style_argument(argv: list[str]) -> list[str]:
-    """``style=<name>`` -> ``style_name=<name>``: ``style`` is a config group of train.py in the
-    same configs/ folder, so hydra would read ``style=...`` as a group choice and refuse it."""
-    return [f"style_name={a[len('style='):]}" if a.startswith("style=") else a for a in argv]
 
 
 if __name__ == "__main__":

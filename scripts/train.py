@@ -30,7 +30,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fast_style.cli import run_hydra_main, user_errors
+from fast_style.cli import list_skipped, run_hydra_main, user_errors
 from fast_style.config import named_style_configs, train_config_from_dict
 from fast_style.distributed import launched_rank, launched_world_size
 from fast_style.train import train
@@ -109,9 +109,8 @@ def main(cfg: DictConfig) -> None:
     if result.rank != 0:
         return  # rank 0 reports for the whole job
     if result.bad_files:
-        shown = "\n".join(f"  {path}: {reason}" for path, reason in result.bad_files[:20])
-        more = f"\n  ... and {len(result.bad_files) - 20} more (all listed in train.log)" if len(result.bad_files) > 20 else ""
-        print(f"skipped {len(result.bad_files)} unreadable training image(s):\n{shown}{more}", file=sys.stderr)
+        print(f"skipped {len(result.bad_files)} unreadable training image(s):\n"
+              f"{list_skipped(result.bad_files, 'train.log')}", file=sys.stderr)
     if result.rollbacks:
         print(f"recovered from a non-finite loss {result.rollbacks} time(s) by rolling back (see train.log)",
               file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Training loggers: ``NullLogger`` (does nothing) and ``VisdomLogger`` (live charts in visdom).
+"""``VisdomLogger``: live training charts in visdom (the :class:`~fast_style.loggers.Logger`
+interface and ``NullLogger`` live in :mod:`fast_style.loggers`).
 
 ``VisdomLogger`` talks to visdom's HTTP API (``POST /events`` to create or replace a window,
 ``POST /update`` to append points) with plain ``urllib`` from one daemon thread, instead of using
@@ -38,11 +39,12 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from fast_style.dashboard.errors import DashboardError
+from fast_style.loggers import Logger, NullLogger
 
 if TYPE_CHECKING:  # torch is imported lazily so `python -m fast_style.dashboard` stays fast
     import torch
 
-__all__ = ["Logger", "NullLogger", "VisdomLogger", "build_logger"]
+__all__ = ["VisdomLogger", "build_logger"]
 
 log = logging.getLogger("fast_style.dashboard")
 
@@ -50,32 +52,6 @@ LOSS_WINDOW = "losses"
 SMOOTHED_SUFFIX = " (smoothed)"
 _COLORS = {"content": "#1f77b4", "style": "#ff7f0e", "tv": "#2ca02c", "total": "#d62728"}
 _TITLES = {"images_per_s": "images/s", "lr": "learning rate"}
-
-
-class Logger:
-    """Interface the trainer talks to; this base class is also the do-nothing behaviour."""
-
-    def log_losses(self, step: int, losses: dict[str, float], split: str = "train") -> None:
-        """Loss terms at ``step`` (keys: content, style, tv, total); ``split`` is "train" or "val"."""
-
-    def log_scalar(self, name: str, step: int, value: float) -> None:
-        """One value of a named series, e.g. "lr" or "images_per_s"."""
-
-    def log_image(self, name: str, image: torch.Tensor, caption: str = "") -> None:
-        """A (3,H,W) float image in [0,1] shown in panel ``name`` (e.g. "style", "samples")."""
-
-    def close(self) -> None:
-        """Flush what can be flushed quickly and release resources."""
-
-    def __enter__(self) -> Logger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class NullLogger(Logger):
-    """Logging switched off (``logger=none``)."""
 
 
 def build_logger(kind: str, **kwargs: Any) -> Logger:

@@ -96,7 +96,9 @@ def wait_until_up(url: str, timeout: float = 30.0, proc: subprocess.Popen | None
         time.sleep(0.1)
 
 
-def login_settings(host: str, extra_args: Sequence[str], environ: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+def login_settings(
+    host: str, extra_args: Sequence[str], environ: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
     """Extra visdom flags and environment for its login, or a DashboardError for an open server.
 
     A host other than loopback makes visdom listen on every interface, serving every run's

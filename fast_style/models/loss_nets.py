@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fast_style.errors import WeightsError
+from fast_style.errors import WeightsError, first_line
 
 VGGOutputs = namedtuple("VGGOutputs", ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
 
@@ -168,8 +168,7 @@ class LossNet(nn.Module):
         try:
             self.features.load_state_dict(state, strict=True)
         except RuntimeError as e:
-            first = str(e).strip().splitlines()[0:2]
-            raise WeightsError(f"weights from {origin} do not fit {self.name}: {' '.join(first)}") from None
+            raise WeightsError(f"weights from {origin} do not fit {self.name}: {first_line(e, lines=2)}") from None
 
 
 class TorchvisionVGG(LossNet):

@@ -12,13 +12,13 @@ import torch
 
 from fast_style.dashboard import (
     DashboardError,
-    NullLogger,
     VisdomLogger,
     build_logger,
     free_port,
     start_server,
     stop_server,
 )
+from fast_style.loggers import NullLogger
 
 from .conftest import read_env, traces, wait_for
 

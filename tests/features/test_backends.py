@@ -19,10 +19,10 @@ from PIL import Image
 
 from fast_style.checkpoint import save_checkpoint
 from fast_style.errors import ConfigError
+from fast_style.measure import stylize_frames
 from fast_style.models import TransformerConfig
 from fast_style.onnx_backend import OnnxNet, cache_key
 from fast_style.stylize import Stylizer, stylize_paths
-from fast_style.video import stylize_frames
 
 from .nets import perturbed
 

@@ -20,9 +20,9 @@ from PIL import Image
 
 from fast_style.color import color_stats, grey, luminance, match_color_stats, match_luminance, rgb_to_ycbcr
 from fast_style.config import StyleConfig, train_config_from_dict
-from fast_style.dashboard import NullLogger
 from fast_style.errors import ConfigError
 from fast_style.images import load_image, resize_long_side, to_pil, to_tensor
+from fast_style.loggers import NullLogger
 from fast_style.losses import LossConfig
 from fast_style.models import build_loss_net
 from fast_style.optimize import (
@@ -32,8 +32,8 @@ from fast_style.optimize import (
     color_preserving_style,
     optimize_multiscale,
 )
-from fast_style.styles import photo_color_stats
-from fast_style.train import load_style_targets, load_style_tensor, train
+from fast_style.styles import load_style_tensor, photo_color_stats
+from fast_style.train import load_style_targets, train
 
 from .test_multistyle_training import make_photos, multi_config
 

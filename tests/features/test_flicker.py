@@ -1,4 +1,4 @@
-"""The flicker measurement behind scripts/flicker.py and docs/FEATURES.md: test clips, in-memory
+"""The flicker measurement behind tools/flicker.py and docs/FEATURES.md: test clips, in-memory
 stylization identical to the video path, motion-compensated flicker. A small random-init network
 (as in test_video.py): mechanics, not the trained numbers (those are in docs/FEATURES.md)."""
 
@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from fast_style.images import load_image, to_tensor
+from fast_style.measure import flicker, flicker_report, panned_clip, stylize_frames
 from fast_style.stylize import Stylizer
-from fast_style.video import flicker, flicker_report, panned_clip, stylize_frames, with_temporal_smoothing
+from fast_style.video import with_temporal_smoothing
 
 from .nets import perturbed
 

@@ -19,8 +19,8 @@ from PIL import Image
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
 from fast_style.config import StyleConfig, TrainConfig
-from fast_style.dashboard import NullLogger
 from fast_style.errors import ConfigError
+from fast_style.loggers import NullLogger
 from fast_style.models.transformer import ConditionalInstanceNorm2d
 from fast_style.stylize import Stylizer
 from fast_style.train import train

@@ -84,7 +84,8 @@ def test_video_keeps_frames_rate_and_audio(stylizer, photos_val, tmp_path):
 
 
 def test_temporal_smoothing_reduces_flicker(stylizer, photos_val, tmp_path):
-    from fast_style.video import flicker, stylize_video
+    from fast_style.measure import flicker
+    from fast_style.video import stylize_video
 
     src = tmp_path / "clip.mp4"
     make_panned_clip(sorted(photos_val.iterdir())[1], src, audio=False)

@@ -32,7 +32,7 @@ from PIL import Image
 
 from fast_style.checkpoint import load_checkpoint
 from fast_style.config import train_config_from_dict
-from fast_style.dashboard import NullLogger
+from fast_style.loggers import NullLogger
 from fast_style.models import ImageTransformNet, TransformerConfig
 from fast_style.train import DUMP_WEIGHTS_ENV, train
 

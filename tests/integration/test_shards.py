@@ -15,9 +15,9 @@ import torch
 
 from fast_style.checkpoint import load_checkpoint
 from fast_style.config import TrainConfig
-from fast_style.dashboard import NullLogger
 from fast_style.data import PhotoFolder, build_loader, fixed_photos, is_shard_dir, list_images, load_crop
 from fast_style.errors import ConfigError
+from fast_style.loggers import NullLogger
 from fast_style.shards import INDEX, ShardDataset, preprocess
 from fast_style.train import train
 

@@ -9,8 +9,8 @@ import torch
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
 from fast_style.config import TrainConfig
-from fast_style.dashboard import NullLogger
 from fast_style.errors import CheckpointError, ConfigError
+from fast_style.loggers import NullLogger
 from fast_style.train import train
 
 

@@ -11,6 +11,7 @@ import torch
 
 from fast_style.images import load_image, resize_long_side, to_tensor
 from fast_style.losses import LossConfig, PerceptualLoss
+from fast_style.measure import psnr
 from fast_style.models import build_loss_net
 from fast_style.optimize import (
     GATYS_CONTENT_LAYER,
@@ -18,10 +19,10 @@ from fast_style.optimize import (
     build_criterion,
     initial_image,
     optimize_image,
-    psnr,
     reconstruct_content,
 )
-from fast_style.train import load_style_tensor, validation_losses
+from fast_style.styles import load_style_tensor
+from fast_style.train import validation_losses
 
 
 def _photo(folder, size: int) -> torch.Tensor:

@@ -23,13 +23,13 @@ from fast_style.optimize import (
     GATYS_CONTENT_LAYER,
     GATYS_STYLE_LAYERS,
     build_criterion,
-    initial_image,
     clamp01,
+    initial_image,
     optimize_image,
     optimize_multiscale,
 )
+from fast_style.styles import load_style_tensor
 from fast_style.stylize import Stylizer
-from fast_style.train import load_style_tensor
 
 REPO = Path(__file__).resolve().parents[2]
 

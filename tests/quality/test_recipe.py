@@ -23,12 +23,13 @@ import torch
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
 from fast_style.config import TrainConfig, named_style_configs
-from fast_style.dashboard import NullLogger
 from fast_style.data import list_images
 from fast_style.images import image_grid, load_image, resize_long_side, save_image, to_tensor
+from fast_style.loggers import NullLogger
 from fast_style.measure import MEASURE_SIZE, StyleScorer
 from fast_style.models import ImageTransformNet, TransformerConfig
-from fast_style.train import load_style_tensor, train
+from fast_style.styles import load_style_tensor
+from fast_style.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 400

@@ -14,10 +14,9 @@ from PIL import Image
 from fast_style.checkpoint import save_checkpoint
 from fast_style.errors import ConfigError, ImageError
 from fast_style.images import load_image
-from fast_style.models import TransformerConfig
 from fast_style.stylize import Stylizer, plan_outputs, stylize_paths
-
 from tests.features.nets import perturbed
+
 from .helpers import run_script
 
 
@@ -121,7 +120,7 @@ def test_overwrite_refusal_names_the_input_that_would_be_lost(tmp_path):
 
 
 def test_tiny_style_image_and_transparent_photos(tmp_path, caplog):
-    from fast_style.train import load_style_tensor
+    from fast_style.styles import load_style_tensor
 
     tiny = tmp_path / "tiny.png"
     Image.new("RGB", (1, 1), (200, 10, 10)).save(tiny)
@@ -140,7 +139,7 @@ def test_tiny_style_image_and_transparent_photos(tmp_path, caplog):
 
 
 def test_oversized_style_image_is_not_told_about_tile_size(tmp_path, monkeypatch):
-    from fast_style.train import load_style_tensor
+    from fast_style.styles import load_style_tensor
 
     big = tmp_path / "big.png"
     Image.new("RGB", (100, 100)).save(big)

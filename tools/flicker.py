@@ -1,12 +1,12 @@
 """Measure video flicker against ``temporal_smoothing``, reproducibly, without a codec:
 
-    python scripts/flicker.py --ckpt checkpoints/starry_night.pt \
+    python tools/flicker.py --ckpt checkpoints/starry_night.pt \
         --photo ../shared/data/photos_val/bsds_228076.jpg --smoothing 0,0.5,0.8,0.9,0.95
 
-Two clips are made from one photo (fast_style.video.panned_clip): a slow pan (1 px per frame)
+Two clips are made from one photo (fast_style.measure.panned_clip): a slow pan (1 px per frame)
 and a static shot with Gaussian sensor noise (std 2/255), each ``--frames`` frames of 240x320.
 Each is stylized in memory exactly as ``scripts/stylize.py input=clip.mp4 temporal_smoothing=a``
-stylizes a video (fast_style.video.stylize_frames), and the flicker is the mean absolute
+stylizes a video (fast_style.measure.stylize_frames), and the flicker is the mean absolute
 difference between consecutive output frames (0-1 scale); ``excess`` subtracts the input clip's
 own flicker (what the motion or the noise alone causes), and the motion-compensated flicker
 undoes the known pan (frame t+1 against frame t moved by 1 px): only change that the motion does
@@ -23,14 +23,16 @@ from pathlib import Path
 import torch
 
 from fast_style.images import load_image, to_tensor
+from fast_style.measure import flicker_report, panned_clip
 from fast_style.stylize import Stylizer
-from fast_style.video import flicker_report, panned_clip
 
 CLIPS = {"pan": {"step": 1, "noise": 0.0}, "static+noise": {"step": 0, "noise": 2 / 255}}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--ckpt", required=True, help="a fast-style checkpoint")
     p.add_argument("--photo", required=True, help="a landscape photo at least 240 x (320 + frames) px")
     p.add_argument("--style", default=None, help="multi-style checkpoints: which style")
@@ -61,7 +63,8 @@ def main() -> None:
                   f"{row['excess']:+.4f} | {row['compensated']:.4f} ({row['input_compensated']:.4f}) |", flush=True)
         rows[-1]["seconds"] = time.perf_counter() - t0
     if args.json:
-        Path(args.json).write_text(json.dumps({"ckpt": str(args.ckpt), "photo": str(args.photo), "rows": rows}, indent=1))
+        record = {"ckpt": str(args.ckpt), "photo": str(args.photo), "rows": rows}
+        Path(args.json).write_text(json.dumps(record, indent=1))
 
 
 if __name__ == "__main__":

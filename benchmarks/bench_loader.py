@@ -1,7 +1,7 @@
 """Input-pipeline benchmark: training DataLoader throughput alone (no model), JPEG folder vs shards.
 
-    python scripts/bench_loader.py --root ../shared/data/photos_train            # shards made in a temp dir
-    python scripts/bench_loader.py --root /data/coco/train2014 --shards /data/coco/shards256 --workers 0,2,4,8
+    python benchmarks/bench_loader.py --root ../shared/data/photos_train            # shards made in a temp dir
+    python benchmarks/bench_loader.py --root /data/coco/train2014 --shards /data/coco/shards256 --workers 0,2,4,8
 
 Exactly the loader training builds (fast_style.data.build_loader: the seeded endless sampler,
 ``persistent_workers``, ``prefetch_factor=4``), at ``--size`` px and ``--batch`` images per batch.

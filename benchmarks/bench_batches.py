@@ -1,7 +1,7 @@
 """Larger batches at an equal number of images: which learning-rate rule keeps up with batch 4?
 
-    python scripts/bench_batches.py                                   # the docs/PERFORMANCE.md table
-    python scripts/bench_batches.py --images 16000 --size 128 --device cuda --batches 4,16,64
+    python benchmarks/bench_batches.py                                   # the docs/PERFORMANCE.md table
+    python benchmarks/bench_batches.py --images 16000 --size 128 --device cuda --batches 4,16,64
 
 Each run trains on ``--images`` images (steps = images / batch) with ``trainer.lr_scaling`` set
 to each rule, then reports the validation losses on ``--val`` photos: the loss per image seen,
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from fast_style.config import TrainConfig
-from fast_style.dashboard import NullLogger
+from fast_style.loggers import NullLogger
 from fast_style.train import train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -1,6 +1,6 @@
 """Regenerate the figures of docs/FEATURES.md (issue 8) from trained checkpoints:
 
-    python scripts/make_figures.py --single checkpoints/starry_night.pt \
+    python tools/make_figures.py --single checkpoints/starry_night.pt \
         --multi checkpoints/starry_night+the_scream.pt --photos ../shared/data/photos_val
 
 writes, in ``--out`` (docs/figures):
@@ -36,11 +36,10 @@ from PIL import Image, ImageDraw
 
 from fast_style.checkpoint import load_checkpoint
 from fast_style.color import match_color_stats, rgb_to_ycbcr
-from fast_style.config import resolve_device
-from fast_style.images import load_image, resize_long_side, save_image, to_pil, to_tensor
-from fast_style.data import list_images
+from fast_style.device import resolve_device
+from fast_style.images import load_batch, load_image, save_image, to_pil, to_tensor
 from fast_style.losses import LossConfig
-from fast_style.measure import MEASURE_SIZE, StyleScorer
+from fast_style.measure import MEASURE_SIZE, StyleScorer, flicker, panned_clip, stylize_frames
 from fast_style.optimize import (
     GATYS_CONTENT_LAYER,
     GATYS_STYLE_LAYERS,
@@ -48,10 +47,9 @@ from fast_style.optimize import (
     color_preserving_style,
     optimize_multiscale,
 )
-from fast_style.styles import photo_color_stats, resolve_style_image
+from fast_style.photos import list_images
+from fast_style.styles import load_style_tensor, photo_color_stats, stored_style_image
 from fast_style.stylize import Stylizer
-from fast_style.train import load_style_tensor
-from fast_style.video import flicker, panned_clip, stylize_frames
 
 REPO = Path(__file__).resolve().parents[1]
 MIX_PHOTOS = ("bsds_201080.jpg", "bsds_228076.jpg")  # castle, lighthouse (photos_val)
@@ -91,7 +89,7 @@ def labeled_grid(rows: list[list[torch.Tensor]], col_labels: list[str], row_labe
 
 
 def photo_tensor(photos: Path, name: str, size: int) -> torch.Tensor:
-    return to_tensor(resize_long_side(load_image(photos / name), size))
+    return load_batch(photos / name, size)[0]
 
 
 def style_mix_strip(multi: Path, photos: Path, out: Path, steps: int, size: int, device: torch.device) -> Path:
@@ -117,9 +115,10 @@ def print_mix_style_losses(config: dict, rows: list[list[torch.Tensor]], labels:
     loss = LossConfig(**config["loss"])
     criteria, net = [], None
     for style_cfg in config["styles"]:
-        path = resolve_style_image(style_cfg["name"], style_cfg.get("image"), style_cfg.get("url"), style_cfg.get("filename"))
+        path = stored_style_image(style_cfg)
         style = load_style_tensor(path, int(style_cfg["size"]))
-        criterion = build_criterion(net or config["loss_net"]["name"], style, loss, config["loss_net"]["weights"], device)
+        loss_net = net or config["loss_net"]["name"]
+        criterion = build_criterion(loss_net, style, loss, config["loss_net"]["weights"], device)
         net = criterion.loss_net
         criteria.append(criterion)
     names = " / ".join(s["name"] for s in config["styles"])
@@ -138,11 +137,11 @@ def gatys_row(ckpt_state: dict, x: torch.Tensor, iters: int, device: torch.devic
     with preserve_color=luminance and with =histogram."""
     style_cfg = ckpt_state["config"]["style"]
     gatys = OmegaConf.to_container(OmegaConf.load(REPO / "configs" / "optimize.yaml").gatys)
-    loss = LossConfig(content_weight=gatys["content_weight"], style_weight=gatys["style_weight"]["vgg19_caffe"] * style_factor,
+    style_weight = gatys["style_weight"]["vgg19_caffe"] * style_factor
+    loss = LossConfig(content_weight=gatys["content_weight"], style_weight=style_weight,
                       tv_weight=1e3, normalize=False, content_layer=GATYS_CONTENT_LAYER,
                       style_layers=GATYS_STYLE_LAYERS)
-    path = resolve_style_image(style_cfg["name"], style_image or style_cfg.get("image"), style_cfg.get("url"),
-                               style_cfg.get("filename"))
+    path = stored_style_image(style_cfg, style_image)
     style = load_style_tensor(path, int(style_cfg.get("size", 512)))
     photo = to_pil(x)
     net = None
@@ -167,8 +166,7 @@ def style_inputs_figure(single: Path, photos: Path, train_photos: Path, out: Pat
     photo's (optimize.py preserve_color=histogram), and its luminance matched to that photo's
     (preserve_color=luminance)."""
     style_cfg = load_checkpoint(single)["config"]["style"]
-    path = resolve_style_image(style_cfg["name"], style_image or style_cfg.get("image"), style_cfg.get("url"),
-                               style_cfg.get("filename"))
+    path = stored_style_image(style_cfg, style_image)
     style = load_style_tensor(path, 256)[0]
     photo = photo_tensor(photos, COLOR_PHOTOS[0], 256)
     mean, cov = photo_color_stats(train_photos)
@@ -239,15 +237,14 @@ def quality_curve(ckpts: list[Path], photos: Path, n: int, out: Path, style_imag
     (stylized at ``size`` px; the measure's own 384 by default, as tests/quality/test_recipe.py),
     printed as a markdown table, and a grid: two photos, one column per checkpoint."""
     paths = list_images(photos)[:n]
-    xs = [to_tensor(resize_long_side(load_image(p), size)).unsqueeze(0).to(device) for p in paths]
+    xs = [load_batch(p, size).to(device) for p in paths]
     scorer, rows, labels = None, [[x[0] for x in xs[:2]]], ["photo"]
     print("| checkpoint | step | style score | content change | per layer (relu1_1..relu5_1) |\n|---|---|---|---|---|")
     for ckpt in ckpts:
         stylizer = Stylizer.from_checkpoint(ckpt, device=device)
         state = load_checkpoint(ckpt)
         if scorer is None:
-            cfg = state["config"]["style"]
-            painting = resolve_style_image(cfg["name"], style_image or cfg.get("image"), cfg.get("url"), cfg.get("filename"))
+            painting = stored_style_image(state["config"]["style"], style_image)
             scorer = StyleScorer(load_style_tensor(painting, MEASURE_SIZE), device=device)
         ys = [stylizer(x) for x in xs]
         score = scorer.score_many(ys, xs)
@@ -261,13 +258,15 @@ def quality_curve(ckpts: list[Path], photos: Path, n: int, out: Path, style_imag
 
 def shipped_grid(names: list[str], photo: Path, out: Path, size: int, device: torch.device) -> Path:
     """The README's opening figure: ``photo`` (seen by none of the networks) and each shipped style."""
-    x = to_tensor(resize_long_side(load_image(photo), size)).unsqueeze(0)
+    x = load_batch(photo, size)
     cells = [x[0]] + [Stylizer.from_checkpoint(name, device=device)(x.to(device))[0].cpu() for name in names]
     return save_image(labeled_grid([cells], ["photo", *names], cell_h=size * 2 // 3), out / "shipped_styles.png")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--single", default="checkpoints/starry_night.pt", help="a one-style checkpoint (colour, video)")
     p.add_argument("--multi", default="checkpoints/starry_night+the_scream.pt", help="a two-style checkpoint (mixing)")
     p.add_argument("--photos", default=str(REPO.parent / "shared" / "data" / "photos_val"), help="photos_val folder")

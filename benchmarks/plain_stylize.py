@@ -1,7 +1,7 @@
 """The baseline a user would write without fast-style's inference path: a plain fp32 eager network,
-one image at a time. ``python scripts/plain_stylize.py CKPT INPUT_FOLDER OUTPUT_FOLDER``.
+one image at a time. ``python benchmarks/plain_stylize.py CKPT INPUT_FOLDER OUTPUT_FOLDER``.
 
-scripts/bench.py --folder times it against ``scripts/stylize.py`` as whole processes (start-up,
+benchmarks/bench.py --folder times it against ``scripts/stylize.py`` as whole processes (start-up,
 decoding and PNG writing included), so the comparison is what a user waits for, not just the
 network. The network is the textbook one (nearest upsample, then a 3x3 conv in the decoder)."""
 

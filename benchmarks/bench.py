@@ -1,9 +1,9 @@
 """Benchmark: the textbook reference against fast-style's default path, in one process.
 
-    python scripts/bench.py                      # CPU, small defaults (~2-3 min on 2 cores)
-    python scripts/bench.py --compile            # + torch.compile'd fast path (~1 min compile per shape on CPU)
-    python scripts/bench.py --device cuda --train-batches 4,8,16 --sizes 256,512,1024,2160x3840
-    python scripts/bench.py --skip-train --folder 8 --folder-size 1024   # + whole-process folder rows
+    python benchmarks/bench.py                      # CPU, small defaults (~2-3 min on 2 cores)
+    python benchmarks/bench.py --compile            # + torch.compile'd fast path (~1 min compile per shape on CPU)
+    python benchmarks/bench.py --device cuda --train-batches 4,8,16 --sizes 256,512,1024,2160x3840
+    python benchmarks/bench.py --skip-train --folder 8 --folder-size 1024   # + whole-process folder rows
 
 Reference = plain implementation: fp32, eager, NCHW, nearest-upsample then 3x3 conv in the
 decoder, the loss network run to relu4_3 separately on the output and on the input, inference
@@ -14,7 +14,7 @@ printed separately, never inside the timings); on the CPU also the onnxruntime b
 default there: the cached export of fast_style.onnx_backend, export time printed separately).
 Warm-up excluded, CUDA synchronised, median of repeats, reference and fast path interleaved so
 that load on the machine hits both alike. ``--folder N``: whole processes on a folder of N
-random photos, ``scripts/plain_stylize.py`` (plain fp32 eager loop) against ``scripts/stylize.py``
+random photos, ``benchmarks/plain_stylize.py`` (plain fp32 eager loop) against ``scripts/stylize.py``
 with its defaults, warm ONNX cache and cold cache (the export included) in separate rows.
 Results go to docs/PERFORMANCE.md.
 """
@@ -220,7 +220,8 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
     print("| stylize | batch | reference ms/img | torch eager ms/img | speed-up |"
           + (" compiled ms/img | speed-up | compile s |" if args.compile else "")
           + (" onnxruntime ms/img | speed-up |" if onnx_net else "") + " peak memory |")
-    print("|---|---|---|---|---|" + ("---|---|---|" if args.compile else "") + ("---|---|" if onnx_net else "") + "---|")
+    compiled_cols, onnx_cols = ("---|---|---|" if args.compile else ""), ("---|---|" if onnx_net else "")
+    print("|---|---|---|---|---|" + compiled_cols + onnx_cols + "---|")
     for text in args.sizes.split(","):
         h, w = parse_size(text)
         x = torch.rand(args.infer_batch, 3, h, w, device=device)
@@ -270,7 +271,9 @@ def bench_folder(args: argparse.Namespace) -> None:
             Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(photos / f"p{i}.png")
         env = {**os.environ, "PYTHONPATH": str(repo), "FAST_STYLE_ONNX_CACHE": str(root / "onnx")}
         commands = {
-            "plain script": [sys.executable, str(repo / "scripts/plain_stylize.py"), str(ckpt), str(photos), str(root / "o1")],
+            "plain script": [
+                sys.executable, str(repo / "benchmarks/plain_stylize.py"), str(ckpt), str(photos), str(root / "o1")
+            ],
             "stylize.py (defaults)": [sys.executable, str(repo / "scripts/stylize.py"), f"ckpt={ckpt}",
                                       f"input={photos}", f"output={root / 'o2'}"],
         }
