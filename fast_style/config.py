@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,42 +249,34 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _build(cls: type, values: Any, prefix: str) -> Any:
+    """``cls`` from nested plain containers, recursing into the fields typed as a dataclass or a
+    list of one (read from the annotations, so a new section needs no registration here). Only
+    keys and nesting are checked here; values are checked by ``TrainConfig.validate``, which
+    Python callers who build the dataclasses directly go through too."""
     if dataclasses.is_dataclass(values):
         return values
     if not isinstance(values, dict):
         raise ConfigError(f"{prefix or 'config'} must be a mapping, got {values!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
+    types = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
         raise ConfigError(f"unknown config key(s) {', '.join(prefix + k for k in unknown)}")
     kwargs = {}
     for name, value in values.items():
-        sub = _NESTED.get((cls, name))
-        if (cls, name) in _NESTED_LISTS:
+        kind = types[name]
+        item = typing.get_args(kind)[0] if typing.get_origin(kind) is list else None
+        if dataclasses.is_dataclass(kind):
+            kwargs[name] = _build(kind, value, f"{prefix}{name}.")
+        elif item is not None and dataclasses.is_dataclass(item):
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{prefix}{name} must be a list, got {value!r}")
-            item = _NESTED_LISTS[(cls, name)]
             kwargs[name] = [_build(item, v, f"{prefix}{name}[{i}].") for i, v in enumerate(value)]
         else:
-            kwargs[name] = _build(sub, value, f"{prefix}{name}.") if sub else value
+            kwargs[name] = value
     try:
         return cls(**kwargs)
     except TypeError as e:
         raise ConfigError(f"bad config for {prefix.rstrip('.') or 'train'}: {e}") from None
-
-
-_NESTED = {
-    (TrainConfig, "style"): StyleConfig,
-    (TrainConfig, "data"): DataConfig,
-    (TrainConfig, "model"): ModelConfig,
-    (TrainConfig, "loss_net"): LossNetConfig,
-    (TrainConfig, "loss"): LossConfig,
-    (TrainConfig, "trainer"): TrainerConfig,
-    (TrainConfig, "logger"): LoggerConfig,
-}
-
-
-_NESTED_LISTS = {(TrainConfig, "styles"): StyleConfig}
 
 
 def style_label(cfg: TrainConfig) -> str:
