@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fast_style.checks import integer_at_least
 from fast_style.device import resolve_device
+from fast_style.distributed import check_backend
 from fast_style.errors import ConfigError
 from fast_style.losses import STYLE_WEIGHT, TV_WEIGHT, LossConfig
 
@@ -177,12 +180,10 @@ class TrainConfig:
             raise ConfigError(f"trainer.lr must be > 0, got {self.trainer.lr!r}")
         if self.trainer.lr_scaling not in LR_SCALING:
             raise ConfigError(f"trainer.lr_scaling={self.trainer.lr_scaling!r}: choose {', '.join(LR_SCALING)}")
-        if isinstance(self.trainer.lr_batch, bool) or not isinstance(self.trainer.lr_batch, int) or self.trainer.lr_batch < 1:
-            raise ConfigError(f"trainer.lr_batch must be an integer >= 1, got {self.trainer.lr_batch!r}")
+        integer_at_least("trainer.lr_batch", self.trainer.lr_batch, 1)
         if not 0.0 <= self.data.max_bad_fraction <= 1.0:
             raise ConfigError(f"data.max_bad_fraction must be in [0, 1], got {self.data.max_bad_fraction!r}")
-        if not isinstance(self.trainer.max_rollbacks, int) or self.trainer.max_rollbacks < 0:
-            raise ConfigError(f"trainer.max_rollbacks must be an integer >= 0, got {self.trainer.max_rollbacks!r}")
+        integer_at_least("trainer.max_rollbacks", self.trainer.max_rollbacks, 0)
         if not 0.0 < self.trainer.rollback_lr_factor <= 1.0:
             raise ConfigError(
                 f"trainer.rollback_lr_factor must be in (0, 1], got {self.trainer.rollback_lr_factor!r}"
@@ -221,10 +222,7 @@ class TrainConfig:
             raise ConfigError("data.workers and model.n_residual must be >= 0")
         if self.data.root is None and self.data.shards is None:
             raise ConfigError("data.root is not set; pass data.root=/path/to/coco/train2014")
-        if self.trainer.ddp_backend not in ("auto", "nccl", "gloo"):
-            raise ConfigError(
-                f"trainer.ddp_backend={self.trainer.ddp_backend!r}: use auto (nccl on CUDA, gloo on CPU), nccl or gloo"
-            )
+        check_backend(self.trainer.ddp_backend)
         if self.logger.kind not in ("none", "visdom"):
             raise ConfigError(f"logger={self.logger.kind!r}: choose visdom or none")
         resolve_device(self.device)
@@ -232,42 +230,34 @@ class TrainConfig:
 
 
 def _build(cls: type, values: Any, prefix: str) -> Any:
+    """``cls`` from nested plain containers, recursing into the fields typed as a dataclass or a
+    list of one (read from the annotations, so a new section needs no registration here). Only
+    keys and nesting are checked here; values are checked by ``TrainConfig.validate``, which
+    Python callers who build the dataclasses directly go through too."""
     if dataclasses.is_dataclass(values):
         return values
     if not isinstance(values, dict):
         raise ConfigError(f"{prefix or 'config'} must be a mapping, got {values!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
+    types = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
         raise ConfigError(f"unknown config key(s) {', '.join(prefix + k for k in unknown)}")
     kwargs = {}
     for name, value in values.items():
-        sub = _NESTED.get((cls, name))
-        if (cls, name) in _NESTED_LISTS:
+        kind = types[name]
+        item = typing.get_args(kind)[0] if typing.get_origin(kind) is list else None
+        if dataclasses.is_dataclass(kind):
+            kwargs[name] = _build(kind, value, f"{prefix}{name}.")
+        elif item is not None and dataclasses.is_dataclass(item):
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{prefix}{name} must be a list, got {value!r}")
-            item = _NESTED_LISTS[(cls, name)]
             kwargs[name] = [_build(item, v, f"{prefix}{name}[{i}].") for i, v in enumerate(value)]
         else:
-            kwargs[name] = _build(sub, value, f"{prefix}{name}.") if sub else value
+            kwargs[name] = value
     try:
         return cls(**kwargs)
     except TypeError as e:
         raise ConfigError(f"bad config for {prefix.rstrip('.') or 'train'}: {e}") from None
-
-
-_NESTED = {
-    (TrainConfig, "style"): StyleConfig,
-    (TrainConfig, "data"): DataConfig,
-    (TrainConfig, "model"): ModelConfig,
-    (TrainConfig, "loss_net"): LossNetConfig,
-    (TrainConfig, "loss"): LossConfig,
-    (TrainConfig, "trainer"): TrainerConfig,
-    (TrainConfig, "logger"): LoggerConfig,
-}
-
-
-_NESTED_LISTS = {(TrainConfig, "styles"): StyleConfig}
 
 
 def style_label(cfg: TrainConfig) -> str:

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ from fast_style.errors import CheckpointError, ConfigError, FastStyleError
 from fast_style.fileio import remove_stale_temps
 from fast_style.images import image_grid, save_image
 from fast_style.loggers import NullLogger
-from fast_style.losses import LossTerms, PerceptualLoss
+from fast_style.losses import TERMS, LossTerms, PerceptualLoss, terms_dict
 from fast_style.models import ImageTransformNet, TransformerConfig, build_loss_net
 from fast_style.models.transformer import ConditionalInstanceNorm2d, extend_styles
 from fast_style.photos import check_bad_fraction
@@ -93,8 +92,6 @@ def decide_compile(setting: bool | str, device: torch.device, steps_left: int, b
         f"estimated on {device.type}: compiling would save ~{saved:.0f} s against a ~{costs['compile_s']:.0f} s "
         f"cold compile{'' if decision else '; it pays from ~2x that'})"
     )
-
-TERMS = LossTerms._fields
 
 
 @dataclass
@@ -208,11 +205,6 @@ def find_latest_checkpoint(runs_root: Path, style: str) -> Path | None:
     return None
 
 
-def _mean_terms(sums: torch.Tensor, n: int) -> dict[str, float]:
-    values = (sums / max(n, 1)).tolist()
-    return dict(zip(TERMS, values))
-
-
 @torch.no_grad()
 def validation_losses(
     model: torch.nn.Module, criterion: PerceptualLoss, photos: torch.Tensor, batch_size: int, style: int | None = None
@@ -223,7 +215,7 @@ def validation_losses(
     for chunk in photos.split(batch_size):
         terms = criterion(model(chunk, style), chunk)
         sums += torch.stack([t.detach() for t in terms]) * len(chunk)
-    return _mean_terms(sums, len(photos))
+    return terms_dict(sums / max(len(photos), 1))
 
 
 def load_finetune_base(cfg: TrainConfig) -> dict[str, Any]:
@@ -236,10 +228,6 @@ def load_finetune_base(cfg: TrainConfig) -> dict[str, Any]:
     if twice:
         raise ConfigError(f"finetune: {cfg.finetune} already holds style(s) {twice}; it holds: {', '.join(old)}")
     return base
-
-
-# Test hook: when set, every rank writes its final weights to <dir>/rank<N>.pt (DDP replica check).
-DUMP_WEIGHTS_ENV = "FAST_STYLE_DUMP_WEIGHTS"
 
 
 def train(
@@ -266,8 +254,6 @@ def train(
             # hydra names the run dir by the clock on each rank: rank 0's names win everywhere
             run_dir, run_name, ckpt_out = ctx.broadcast((cfg.run_dir, cfg.run_name, cfg.ckpt_out))
             cfg = replace(cfg, run_dir=run_dir, run_name=run_name, ckpt_out=ckpt_out)
-            if not ctx.is_main:
-                logger, on_log = NullLogger(), None
         result = _train(cfg, ctx, logger, on_log, on_start)
         ctx.barrier()  # rank 0's final checkpoint is on disk before any rank returns
         return result
@@ -280,377 +266,555 @@ def _train(
     ctx: distributed.Distributed,
     logger: Any,
     on_log: Callable[[int, dict], None] | None,
-    on_start: Callable[[], None] | None = None,
+    on_start: Callable[[], None] | None,
 ) -> TrainResult:
-    device = ctx.device
-    main = ctx.is_main
-    torch.manual_seed(cfg.seed)
-    run_dir = Path(cfg.run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    label = style_label(cfg)
-    ckpt_out = Path(cfg.ckpt_out or f"checkpoints/{label}.pt")
+    """The loop: batch -> step -> meter -> log (or roll back) -> samples -> validation -> checkpoint."""
+    run, state, result, good_ckpt = setup(cfg, ctx, logger, on_log)
+    if on_start is not None:
+        on_start()
+    every = cfg.trainer
+    meter = LossMeter(run.device)
+    batches = iter(make_loader(run, state.step))
+    stopping = False  # a stop request seen by this process or (DDP) by any other
+    state.model.train()
+    with StopRequest() as stop, tqdm(
+        total=run.steps, initial=state.step, desc=run.label, unit="step", dynamic_ncols=True, disable=not run.main
+    ) as bar:
+        while state.step < run.steps and not stopping:
+            photos = next(batches).to(run.device, non_blocking=True, memory_format=run.memory_format)
+            meter.add(train_step(run, state, photos))
+            bar.update(1)
+            stopping = ctx.any(stop.requested)  # DDP: one CPU all-reduce, so all ranks stop together
+            step, last = state.step, state.step == run.steps
 
-    # Everything that can fail on a user mistake happens before the first step.
-    # Under DDP, files are read by rank 0 only (ctx.on_main) and what they hold is broadcast.
-    def load_resume() -> tuple[Path, dict[str, Any]] | None:
-        if not cfg.resume:
-            return None
-        path = find_latest_checkpoint(run_dir.parent, label) if cfg.resume == "auto" else Path(cfg.resume)
-        if path is None:
-            raise ConfigError(f"resume=auto: no checkpoint of style {label!r} under {run_dir.parent}")
-        remove_stale_temps(path)  # a save killed mid-write (SIGKILL) left its temp file there
-        state = load_checkpoint(path)
-        if "optimizer" not in state:
-            raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
-        return path, state
+            if step % every.log_every == 0 or last or stopping:
+                means, images_per_s = meter.read(ctx, cfg.data.batch_size)  # the one host sync per interval
+                meter.reset()
+                if not all(math.isfinite(v) for v in means.values()):
+                    save_samples(run, state.model, step)  # what the diverged network made, for the post-mortem
+                    batches = roll_back(run, state, result, good_ckpt, f"loss became non-finite ({means})")
+                    rewind(bar, state.step)
+                    continue
+                report_new_bad_files(run, result)
+                log_progress(run, state, result, means, images_per_s, bar)
+            if step % every.sample_every == 0 or last:
+                save_samples(run, state.model, step)
+            if run.val_photos is not None and (step % every.val_every == 0 or last):
+                validate(run, state.model, step, result)
+            if step % every.ckpt_every == 0 and not last:
+                # Never let a checkpoint capture diverged weights (the log interval may be longer
+                # than the checkpoint interval): one host sync per checkpoint, which is rare.
+                if not finite_weights(state.model):
+                    batches = roll_back(run, state, result, good_ckpt, "weights became non-finite")
+                    meter.reset()
+                    rewind(bar, state.step)
+                    continue
+                good_ckpt = save_last(run, state)
+    return finish(run, state, result, stopped=stopping)
 
-    resume_state = None
-    resumed = ctx.on_main(load_resume)
-    if resumed is not None:
-        resume_path, resume_state = resumed
-        if main:
-            log.info("resuming from %s at step %d", resume_path, resume_state["step"])
+
+# --- the state a checkpoint holds, and what a run fixes before its first step ---------------------
+
+
+@dataclass
+class TrainState:
+    """What changes from step to step: the network, Adam's state, the step and the random state.
+
+    A checkpoint holds ``state_dict()`` (next to what names the network, see
+    :func:`checkpoint_state`); resume and rollback both go through ``load_state_dict``, so the
+    three cannot disagree about what continuing a run means."""
+
+    model: ImageTransformNet
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    step: int = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {
+                "cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["rng"]["cpu"])
+        if self.device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+
+
+@dataclass
+class Run:
+    """What :func:`setup` fixes before the first step and the loop only reads."""
+
+    cfg: TrainConfig
+    ctx: distributed.Distributed
+    label: str  # the network's name: its style, or its styles joined by +
+    names: list[str]  # every style of the network, in norm-row order (fine-tune: old ones first)
+    targets: list[StyleTarget]  # the styles this run trains
+    dataset: Any  # PhotoFolder or ShardDataset
+    steps: int
+    ckpt_out: Path
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper: what a step runs
+    loss_fn: Callable[..., LossTerms]  # forward_loss, compiled or not
+    logger: Any
+    on_log: Callable[[int, dict], None] | None
+    sample_photos: torch.Tensor | None  # rank 0 only
+    val_photos: torch.Tensor | None  # rank 0 only, with data.val_root
+
+    @property
+    def device(self) -> torch.device:
+        return self.ctx.device
+
+    @property
+    def main(self) -> bool:
+        return self.ctx.is_main
+
+    @property
+    def last_ckpt(self) -> Path:
+        return Path(self.cfg.run_dir) / "checkpoints" / "last.pt"
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.cfg.trainer.channels_last else torch.contiguous_format
+
+
+def run_identity(cfg: TrainConfig, label: str, model_config: dict[str, Any]) -> dict[str, Any]:
+    """What makes two trainings the same network (checkpoint.network_identity) for this run."""
+    return network_identity(train_config_to_dict(cfg), model_config, label, cfg.loss_net.name)
+
+
+def checkpoint_state(run: Run, state: TrainState) -> dict[str, Any]:
+    """A checkpoint (format in docs/ARCHITECTURE.md): the TrainState plus what names the network."""
+    return {
+        "model_config": state.model.config.to_dict(),
+        "style": run.label,
+        **({"styles": list(run.names)} if len(run.names) > 1 else {}),
+        "loss_net": run.cfg.loss_net.name,
+        **state.state_dict(),
+        "config": train_config_to_dict(run.cfg),
+    }
+
+
+# --- setup: everything that can fail on a user mistake happens before the first step -----------
+
+
+def setup(
+    cfg: TrainConfig, ctx: distributed.Distributed, logger: Any, on_log: Callable[[int, dict], None] | None
+) -> tuple[Run, TrainState, TrainResult, Path | None]:
+    """Check, load and build everything, cheapest checks first, so a mistake costs seconds:
+    resume/finetune checkpoints, style images, the data scan, the step count, the final
+    checkpoint's replacement, then the loss network. Under DDP, files are read by rank 0 only
+    (``ctx.on_main``) and what they hold is broadcast. Returns the run, its state, the result to
+    fill in and the rollback target (the resumed checkpoint, if any)."""
+    torch.manual_seed(cfg.seed)  # the network's initial weights
+    device, main = ctx.device, ctx.is_main
+    resumed = ctx.on_main(lambda: read_resume_checkpoint(cfg))
+    if resumed is not None and main:
+        log.info("resuming from %s at step %d", resumed[0], resumed[1]["step"])
     base = ctx.on_main(lambda: load_finetune_base(cfg)) if cfg.finetune else None
     old_names = [str(n) for n in base["styles"]] if base else []
     # The style images first: a missing one must not wait for a scan of 80k photos.
     targets = ctx.on_main(lambda: load_style_targets(cfg, first_index=len(old_names)))
     names = old_names + [t.config.name for t in targets]
-    if len(names) > 1:
-        label = "+".join(names)
-
-    def identity(model_config: dict[str, Any]) -> dict[str, Any]:
-        return network_identity(train_config_to_dict(cfg), model_config, label, cfg.loss_net.name)
-
-    if resume_state is not None and cfg.resume_check:
-        # Resuming another style or loss network would train on and save it under this run's
-        # name: the user meant another checkpoint. Starting from its weights is resume_check=false.
-        diffs = identity_differences(
-            identity_of_state(resume_state), identity(resume_state["model_config"]), keys=("style", "styles", "loss_net")
-        )
-        if diffs:
-            raise CheckpointError(
-                f"resume: {resume_path} is another network than this run's ({'; '.join(diffs)}); resume the "
-                "matching checkpoint, or pass resume_check=false to start from its weights anyway"
-            )
-
-    def scan_data():  # a photo folder (header scan) or a shard folder (data.shards / autodetected)
-        source = resolve_training_data(cfg.data.root, cfg.data.image_size, cfg.data.scan, cfg.data.shards)
-        for path, reason in source.report.bad:
-            log.warning("skipping unreadable training image %s: %s", path, reason)
-        # Before any model or GPU work: a mostly broken folder costs seconds, not hours.
-        check_bad_fraction(len(source.report.bad), source.n_listed, cfg.data.max_bad_fraction)
-        return source
-
-    source = ctx.on_main(scan_data)
+    label = "+".join(names) if len(names) > 1 else style_label(cfg)
+    if resumed is not None and cfg.resume_check:
+        check_resume_identity(cfg, label, *resumed)
+    source = ctx.on_main(lambda: scan_data(cfg))
     dataset = open_training_data(source, cfg.data.image_size)
-    bad_files: list[tuple[Path, str]] = list(source.report.bad)
+    steps = count_steps(cfg, len(dataset), resumed)
+    sample_photos, val_photos = preview_photos(cfg, device) if main else (None, None)
+    model, params = build_model(cfg, base, len(old_names), len(targets), device)
+    ckpt_out = Path(cfg.ckpt_out or f"checkpoints/{style_label(cfg)}.pt")
+    if not cfg.overwrite:  # before the loss network loads: a refused run costs seconds
+        identity = run_identity(cfg, label, model.config.to_dict())
+        ctx.on_main(lambda: check_final_replacement(ckpt_out, identity, steps))
+    build_criteria(targets, cfg, device)
+    state = TrainState(model, build_optimizer(cfg, params, device), device)
+    if resumed is not None:
+        check_resumed_model(resumed[0], resumed[1], model.config.to_dict())
+        state.load_state_dict(resumed[1])
+    # DDP: gradients averaged over the processes after backward (each rank's loss is the mean
+    # over its share of the global batch, so the average is the global batch's gradient).
+    # Instance norm has no batch statistics, so nothing else needs synchronising.
+    net = model
+    if ctx.enabled:
+        device_ids = [device.index] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    run = Run(
+        cfg, ctx, label, names, targets, dataset, steps, ckpt_out, net,
+        loss_function(cfg, device, steps - state.step, model.config.width, main),
+        choose_logger(cfg, ctx, logger), on_log if main else None, sample_photos, val_photos,
+    )
+    for t in targets:
+        run.logger.log_image("style", t.image[0], caption=t.config.name)
+    log_start(run, shards=source.kind == "shards")
+    result = TrainResult(checkpoint=ckpt_out, step=state.step, bad_files=list(source.report.bad),
+                         rank=ctx.rank, world_size=ctx.world_size)
+    return run, state, result, resumed[0] if resumed is not None else None
+
+
+def read_resume_checkpoint(cfg: TrainConfig) -> tuple[Path, dict[str, Any]] | None:
+    """(path, state) of ``cfg.resume`` (``auto``: the newest last.pt of this style), or None."""
+    if not cfg.resume:
+        return None
+    label, runs_root = style_label(cfg), Path(cfg.run_dir).parent
+    path = find_latest_checkpoint(runs_root, label) if cfg.resume == "auto" else Path(cfg.resume)
+    if path is None:
+        raise ConfigError(f"resume=auto: no checkpoint of style {label!r} under {runs_root}")
+    remove_stale_temps(path)  # a save killed mid-write (SIGKILL) left its temp file there
+    state = load_checkpoint(path)
+    if "optimizer" not in state:
+        raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
+    return path, state
+
+
+def check_resume_identity(cfg: TrainConfig, label: str, path: Path, state: dict[str, Any]) -> None:
+    """Resuming another style or loss network would train on and save it under this run's name:
+    the user meant another checkpoint. Starting from its weights is ``resume_check=false``."""
+    diffs = identity_differences(
+        identity_of_state(state), run_identity(cfg, label, state["model_config"]), keys=("style", "styles", "loss_net")
+    )
+    if diffs:
+        raise CheckpointError(
+            f"resume: {path} is another network than this run's ({'; '.join(diffs)}); resume the "
+            "matching checkpoint, or pass resume_check=false to start from its weights anyway"
+        )
+
+
+def check_resumed_model(path: Path, state: dict[str, Any], model_config: dict[str, Any]) -> None:
+    if state["model_config"] != model_config:
+        raise CheckpointError(
+            f"resume: checkpoint model {state['model_config']} differs from model config {model_config}"
+        )
+
+
+def scan_data(cfg: TrainConfig) -> Any:
+    """The training data: a photo folder (header scan) or a shard folder (data.shards / autodetected)."""
+    source = resolve_training_data(cfg.data.root, cfg.data.image_size, cfg.data.scan, cfg.data.shards)
+    for path, reason in source.report.bad:
+        log.warning("skipping unreadable training image %s: %s", path, reason)
+    # Before any model or GPU work: a mostly broken folder costs seconds, not hours.
+    check_bad_fraction(len(source.report.bad), source.n_listed, cfg.data.max_bad_fraction)
+    return source
+
+
+def count_steps(cfg: TrainConfig, n_images: int, resumed: tuple[Path, dict[str, Any]] | None) -> int:
+    """The run's last step: ``trainer.steps``, or ``trainer.epochs`` over the data."""
     steps = cfg.trainer.steps
     if cfg.trainer.epochs is not None:
-        steps = cfg.trainer.epochs * len(dataset) // cfg.data.batch_size
+        steps = cfg.trainer.epochs * n_images // cfg.data.batch_size
         if steps < 1:
             raise ConfigError(
-                f"trainer.epochs={cfg.trainer.epochs} of {len(dataset)} images at batch {cfg.data.batch_size} is 0 "
+                f"trainer.epochs={cfg.trainer.epochs} of {n_images} images at batch {cfg.data.batch_size} is 0 "
                 "steps, which would save an untrained network; raise trainer.epochs or use trainer.steps"
             )
-    if resume_state is not None and int(resume_state["step"]) >= steps:
+    if resumed is not None and int(resumed[1]["step"]) >= steps:
         raise ConfigError(
-            f"resume: {resume_path} is already at step {int(resume_state['step'])}, and this run stops at "
+            f"resume: {resumed[0]} is already at step {int(resumed[1]['step'])}, and this run stops at "
             f"trainer.steps={steps}; raise trainer.steps to train further"
         )
-    sample_photos = val_photos = None
-    if main:
-        preview_root = cfg.data.val_root or cfg.data.shards or cfg.data.root
-        sample_photos = fixed_photos(preview_root, cfg.data.n_samples, cfg.data.image_size).to(device)
-        val_photos = (
-            fixed_photos(cfg.data.val_root, cfg.data.n_val, cfg.data.image_size).to(device)
-            if cfg.data.val_root else None
-        )
+    return steps
 
+
+def preview_photos(cfg: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The fixed photos of the sample grids, and the validation photos (None without data.val_root)."""
+    preview_root = cfg.data.val_root or cfg.data.shards or cfg.data.root
+    samples = fixed_photos(preview_root, cfg.data.n_samples, cfg.data.image_size).to(device)
+    if not cfg.data.val_root:
+        return samples, None
+    return samples, fixed_photos(cfg.data.val_root, cfg.data.n_val, cfg.data.image_size).to(device)
+
+
+def build_model(
+    cfg: TrainConfig, base: dict[str, Any] | None, n_old: int, n_new: int, device: torch.device
+) -> tuple[ImageTransformNet, list[torch.nn.Parameter]]:
+    """A fresh network (seeded by the caller), or ``base`` extended by the new styles' norm rows
+    (fine-tune: only those are trained); returns it with the parameters to optimise."""
     if base is not None:
-        model = extend_styles(model_from_checkpoint(base), len(targets)).to(device)
-        params = prepare_finetune(model, n_old=len(old_names))
+        model = extend_styles(model_from_checkpoint(base), n_new).to(device)
+        params = prepare_finetune(model, n_old=n_old)
     else:
-        n_styles = len(targets) if cfg.styles else 1
+        n_styles = n_new if cfg.styles else 1
         model = ImageTransformNet(TransformerConfig(cfg.model.width, cfg.model.n_residual, n_styles)).to(device)
         params = list(model.parameters())
-    model_config = model.config
-    if not cfg.overwrite:  # before the loss network loads: a refused run costs seconds
-        ctx.on_main(lambda: check_final_replacement(ckpt_out, identity(model_config.to_dict()), steps))
-    build_criteria(targets, cfg, device)
-    # fused Adam: one kernel for all parameters on CUDA (CPU keeps the default foreach path)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed training shapes: pick the fastest conv kernels once
+    if cfg.trainer.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model, params
+
+
+def build_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter], device: torch.device) -> torch.optim.Adam:
+    """Adam at the effective lr (trainer.lr scaled for the global batch, TrainConfig.effective_lr)."""
     lr = cfg.effective_lr()
     if cfg.trainer.lr_scaling != "none":
         log.info("lr %.3g: trainer.lr %.3g scaled (%s) for batch %d against trainer.lr_batch %d",
                  lr, cfg.trainer.lr, cfg.trainer.lr_scaling, cfg.data.batch_size, cfg.trainer.lr_batch)
-    optimizer = torch.optim.Adam(params, lr=lr, fused=device.type == "cuda")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed training shapes: pick the fastest conv kernels once
-    memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
-    if cfg.trainer.channels_last:
-        model.to(memory_format=torch.channels_last)
-    step = 0
-    good_ckpt: Path | None = None  # newest checkpoint known to hold finite weights (rollback target)
-    if resume_state is not None:
-        good_ckpt = resume_path
-        if resume_state["model_config"] != model_config.to_dict():
-            raise CheckpointError(
-                f"resume: checkpoint model {resume_state['model_config']} differs from model config "
-                f"{model_config.to_dict()}"
-            )
-        model.load_state_dict(resume_state["model"])
-        optimizer.load_state_dict(resume_state["optimizer"])
-        step = int(resume_state["step"])
-        torch.set_rng_state(resume_state["rng"]["cpu"])
-        if device.type == "cuda" and resume_state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(resume_state["rng"]["cuda"], device)
-    # DDP: gradients averaged over the processes after backward (each rank's loss is the mean
-    # over its share of the global batch, so the average is the global batch's gradient).
-    # Instance norm has no batch statistics, so nothing else needs synchronising.
-    net: torch.nn.Module = model
-    if ctx.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    # fused Adam: one kernel for all parameters on CUDA (CPU keeps the default foreach path)
+    return torch.optim.Adam(params, lr=lr, fused=device.type == "cuda")
 
-    def loss_terms(photos: torch.Tensor, target: StyleTarget) -> Any:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.trainer.amp == "bf16"):
-            return target.criterion(net(photos, target.index), photos)
 
-    use_compile, compile_reason = decide_compile(
-        cfg.trainer.compile, device, steps - step, cfg.data.batch_size, cfg.data.image_size, model.config.width
+def forward_loss(net: torch.nn.Module, target: StyleTarget, photos: torch.Tensor, amp: bool) -> LossTerms:
+    """A step's forward pass: the network on the photos, then the loss terms of its output."""
+    with torch.autocast(photos.device.type, dtype=torch.bfloat16, enabled=amp):
+        return target.criterion(net(photos, target.index), photos)
+
+
+class CompiledLoss:
+    """``torch.compile(forward_loss)``: one graph for transformer + loss network + loss terms,
+    backward compiled with it. The first call (the cold compile) is timed and logged apart."""
+
+    def __init__(self, log_first_call: bool) -> None:
+        self.fn = torch.compile(forward_loss)
+        self.cold = True
+        self.log_first_call = log_first_call
+
+    def __call__(self, *args: Any) -> LossTerms:
+        if not self.cold:
+            return self.fn(*args)
+        started = time.perf_counter()
+        terms = self.fn(*args)
+        self.cold = False
+        if self.log_first_call:
+            log.info("torch.compile: first step (cold compile) took %.1f s", time.perf_counter() - started)
+        return terms
+
+
+def loss_function(
+    cfg: TrainConfig, device: torch.device, steps_left: int, width: int, main: bool
+) -> Callable[..., LossTerms]:
+    """forward_loss, compiled when ``trainer.compile`` says so (the decision is logged)."""
+    use_compile, reason = decide_compile(
+        cfg.trainer.compile, device, steps_left, cfg.data.batch_size, cfg.data.image_size, width
     )
     if main:
-        log.info("%s", compile_reason)
-    if use_compile:
-        # one graph for transformer + loss network + loss terms; backward compiled with it
-        loss_terms = torch.compile(loss_terms)
+        log.info("%s", reason)
+    return CompiledLoss(log_first_call=main) if use_compile else forward_loss
 
-    def make_loader(start_step: int) -> Any:
-        return build_loader(
-            dataset,
-            cfg.data.batch_size,
-            seed=cfg.seed,
-            start_step=start_step,
-            workers=cfg.data.workers,
-            pin_memory=cfg.data.pin_memory and device.type == "cuda",
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-        )
 
-    loader = make_loader(step)
-    if logger is None and not main:
-        logger = NullLogger()
-    if logger is None:
-        logger = build_logger(
-            cfg.logger.kind, server=cfg.logger.server, port=cfg.logger.port, env=cfg.logger.env or cfg.run_name
-        )
-    for t in targets:
-        logger.log_image("style", t.image[0], caption=t.config.name)
+def choose_logger(cfg: TrainConfig, ctx: distributed.Distributed, logger: Any) -> Any:
+    """The caller's logger, else the configured one, on rank 0; other ranks log nothing."""
+    if not ctx.is_main:
+        return NullLogger()
+    if logger is not None:
+        return logger
+    return build_logger(cfg.logger.kind, server=cfg.logger.server, port=cfg.logger.port,
+                        env=cfg.logger.env or cfg.run_name)
 
-    def state(at_step: int) -> dict[str, Any]:
-        return {
-            "model_config": model_config.to_dict(),
-            "model": model.state_dict(),
-            "style": label,
-            **({"styles": list(names)} if len(names) > 1 else {}),
-            "loss_net": cfg.loss_net.name,
-            "step": at_step,
-            "optimizer": optimizer.state_dict(),
-            "rng": {
-                "cpu": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            },
-            "config": train_config_to_dict(cfg),
-        }
 
-    def save_samples(at_step: int) -> None:
-        if not main:
-            return
-        model.eval()
-        with torch.no_grad():  # one row per style of the network
-            rows = [model(sample_photos, i) for i in range(len(names))] if len(names) > 1 else [model(sample_photos)]
-        model.train()
-        grid = image_grid([sample_photos, *rows])
-        save_image(grid, run_dir / "samples" / f"step_{at_step:06d}.png")
-        logger.log_image("samples", grid, caption=f"step {at_step}")
-
-    result = TrainResult(
-        checkpoint=ckpt_out, step=step, bad_files=bad_files, rank=ctx.rank, world_size=ctx.world_size
+def log_start(run: Run, shards: bool) -> None:
+    if not run.main:
+        return
+    cfg = run.cfg
+    log.info(
+        "training %s%s: %d images%s, %d steps, batch %d, %d px, loss net %s (%s), device %s, run dir %s",
+        run.label, f" (fine-tuning {len(run.targets)} new style(s) into {cfg.finetune})" if cfg.finetune else "",
+        len(run.dataset), " (shards)" if shards else "", run.steps, cfg.data.batch_size, cfg.data.image_size,
+        cfg.loss_net.name, cfg.loss_net.weights, run.device, cfg.run_dir,
     )
-    reported_bad: set[Path] = {p for p, _ in bad_files}
-
-    def report_new_bad_files() -> None:
-        """List files that failed to decode (in any DataLoader worker) once, and stop when too many."""
-        ctx.union_(dataset.bad_flags)  # DDP: every rank decodes its own share; all agree on the list
-        for path in dataset.bad_files():
-            if path not in reported_bad:
-                reported_bad.add(path)
-                bad_files.append((path, "could not be decoded"))
-                if main:
-                    log.warning("skipping unreadable training image %s: could not be decoded", path)
-        check_bad_fraction(len(bad_files), dataset.n_listed, cfg.data.max_bad_fraction)
-
-    def finite_weights() -> bool:
-        return bool(torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all())
-
-    def roll_back(at_step: int, why: str) -> int:
-        """Reload the last good checkpoint with a lower lr; the step to continue from."""
-        nonlocal data_iter, n_in_interval
-        if good_ckpt is None:
-            raise FastStyleError(
-                f"{why} at step {at_step}, before any checkpoint was written, so there is nothing to roll "
-                "back to; lower trainer.lr or the loss weights"
-            )
-        if result.rollbacks >= cfg.trainer.max_rollbacks:
-            raise FastStyleError(
-                f"{why} at step {at_step} after {result.rollbacks} rollback(s) (trainer.max_rollbacks="
-                f"{cfg.trainer.max_rollbacks}, lr now {optimizer.param_groups[0]['lr']:.3g}); lower "
-                f"trainer.lr or the loss weights; last good checkpoint: {good_ckpt}"
-            )
-        good = ctx.on_main(lambda: load_checkpoint(good_ckpt))
-        lrs = [group["lr"] for group in optimizer.param_groups]  # lowered again on every rollback
-        model.load_state_dict(good["model"])
-        optimizer.load_state_dict(good["optimizer"])
-        for group, lr in zip(optimizer.param_groups, lrs):
-            group["lr"] = lr * cfg.trainer.rollback_lr_factor
-        torch.set_rng_state(good["rng"]["cpu"])
-        if device.type == "cuda" and good["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(good["rng"]["cuda"], device)
-        back_to = int(good["step"])
-        result.rollbacks += 1
-        result.history[:] = [h for h in result.history if h[0] <= back_to]
-        result.val_history[:] = [h for h in result.val_history if h[0] <= back_to]
-        if main:
-            log.warning(
-                "%s at step %d: rolled back to %s (step %d) with lr %.3g (rollback %d of %d)",
-                why, at_step, good_ckpt, back_to, optimizer.param_groups[0]["lr"], result.rollbacks,
-                cfg.trainer.max_rollbacks,
-            )
-        data_iter = iter(make_loader(back_to))
-        sums.zero_()
-        n_in_interval = 0
-        return back_to
-    if main:
+    if run.ctx.enabled:
         log.info(
-            "training %s%s: %d images%s, %d steps, batch %d, %d px, loss net %s (%s), device %s, run dir %s",
-            label, f" (fine-tuning {len(targets)} new style(s) into {cfg.finetune})" if base else "", len(dataset),
-            " (shards)" if source.kind == "shards" else "", steps, cfg.data.batch_size, cfg.data.image_size,
-            cfg.loss_net.name, cfg.loss_net.weights, device, run_dir,
+            "distributed: %d processes (%s), %d images per process per step",
+            run.ctx.world_size, torch.distributed.get_backend(), cfg.data.batch_size // run.ctx.world_size,
         )
-        if ctx.enabled:
-            log.info(
-                "distributed: %d processes (%s), %d images per process per step",
-                ctx.world_size, torch.distributed.get_backend(), cfg.data.batch_size // ctx.world_size,
-            )
-    if on_start is not None:
-        on_start()
-    sums = torch.zeros(len(TERMS), device=device)
-    n_in_interval = 0
-    t_interval = time.perf_counter()
-    model.train()
-    data_iter = iter(loader)
-    stopping = False  # a stop request seen by this process or (DDP) by any other
-    compiled_once = False
-    with StopRequest() as stop, tqdm(
-        total=steps, initial=step, desc=label, unit="step", dynamic_ncols=True, disable=not main
-    ) as bar:
-        while step < steps and not stopping:
-            photos = next(data_iter).to(device, non_blocking=True, memory_format=memory_format)
-            target = targets[step % len(targets)]  # a pure function of the step: resume stays exact
-            if use_compile and not compiled_once:
-                t_compile = time.perf_counter()
-                terms = loss_terms(photos, target)
-                compiled_once = True
-                if main:
-                    log.info("torch.compile: first step (cold compile) took %.1f s", time.perf_counter() - t_compile)
-            else:
-                terms = loss_terms(photos, target)
-            optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
-            optimizer.step()
-            step += 1
-            sums += torch.stack([t.detach() for t in terms])
-            n_in_interval += 1
-            bar.update(1)
-            stopping = ctx.any(stop.requested)  # DDP: one CPU all-reduce, so all ranks stop together
 
-            last = step == steps
-            if step % cfg.trainer.log_every == 0 or last or stopping:
-                ctx.mean_(sums)  # DDP: mean over the processes = the global batch's mean
-                means = _mean_terms(sums, n_in_interval)  # the one host sync per interval
-                elapsed = time.perf_counter() - t_interval
-                if not all(math.isfinite(v) for v in means.values()):
-                    save_samples(step)
-                    step = roll_back(step, f"loss became non-finite ({means})")
-                    bar.n = step
-                    bar.refresh()
-                    t_interval = time.perf_counter()
-                    continue
-                report_new_bad_files()
-                ips = n_in_interval * cfg.data.batch_size / max(elapsed, 1e-9)
-                result.history.append((step, means))
-                bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()} | {"img/s": f"{ips:.1f}"})
-                if main:
-                    log.info(
-                        "step %d  %s  img/s %.1f", step, "  ".join(f"{k} {v:.5g}" for k, v in means.items()), ips
-                    )
-                logger.log_losses(step, means, split="train")
-                logger.log_scalar("lr", step, optimizer.param_groups[0]["lr"])
-                logger.log_scalar("images_per_s", step, ips)
-                if on_log is not None:
-                    on_log(step, means)
-                sums.zero_()
-                n_in_interval = 0
-                t_interval = time.perf_counter()
-            if step % cfg.trainer.sample_every == 0 or last:
-                save_samples(step)
-            if main and val_photos is not None and (step % cfg.trainer.val_every == 0 or last):
-                model.eval()
-                per_style = [
-                    validation_losses(model, t.criterion, val_photos, cfg.data.batch_size, t.index) for t in targets
-                ]
-                val = {k: sum(v[k] for v in per_style) / len(per_style) for k in TERMS}  # mean over styles
-                model.train()
-                result.val_history.append((step, val))
-                log.info("val step %d  %s", step, "  ".join(f"{k} {v:.5g}" for k, v in val.items()))
-                logger.log_losses(step, val, split="val")
-            if step % cfg.trainer.ckpt_every == 0 and not last:
-                # Never let a checkpoint capture diverged weights (the log interval may be longer
-                # than the checkpoint interval): one host sync per checkpoint, which is rare.
-                if not finite_weights():
-                    step = roll_back(step, "weights became non-finite")
-                    bar.n = step
-                    bar.refresh()
-                    continue
-                good_ckpt = ckpt_dir / "last.pt"
-                if main:
-                    save_checkpoint(state(step), good_ckpt)
 
-    result.step = step
-    report_new_bad_files()
-    if bad_files and main:
+def make_loader(run: Run, start_step: int) -> Any:
+    """Batches from ``start_step`` on: the data order is a pure function of (seed, position)."""
+    return build_loader(
+        run.dataset,
+        run.cfg.data.batch_size,
+        seed=run.cfg.seed,
+        start_step=start_step,
+        workers=run.cfg.data.workers,
+        pin_memory=run.cfg.data.pin_memory and run.device.type == "cuda",
+        rank=run.ctx.rank,
+        world_size=run.ctx.world_size,
+    )
+
+
+# --- the pieces of the loop, in the order it calls them ----------------------------------------
+
+
+def train_step(run: Run, state: TrainState, photos: torch.Tensor) -> LossTerms:
+    """One Adam step. The style it trains is a pure function of the step, so resume stays exact."""
+    target = run.targets[state.step % len(run.targets)]
+    terms = run.loss_fn(run.net, target, photos, run.cfg.trainer.amp == "bf16")
+    state.optimizer.zero_grad(set_to_none=True)
+    terms.total.backward()
+    state.optimizer.step()
+    state.step += 1
+    return terms
+
+
+class LossMeter:
+    """The loss terms summed over one log interval on the device, so steps never wait for the
+    host; ``read`` is the one host sync per interval."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(len(TERMS), device=device)
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums.zero_()
+        self.count = 0
+        self.started = time.perf_counter()
+
+    def add(self, terms: LossTerms) -> None:
+        self.sums += torch.stack([t.detach() for t in terms])
+        self.count += 1
+
+    def read(self, ctx: distributed.Distributed, batch_size: int) -> tuple[dict[str, float], float]:
+        """(mean of each term, images per second) over the interval; under DDP the mean over the
+        processes too, i.e. the global batch's mean."""
+        ctx.mean_(self.sums)
+        means = terms_dict(self.sums / max(self.count, 1))
+        elapsed = time.perf_counter() - self.started
+        return means, self.count * batch_size / max(elapsed, 1e-9)
+
+
+def report_new_bad_files(run: Run, result: TrainResult) -> None:
+    """List files that failed to decode (in any DataLoader worker) once, and stop when too many."""
+    run.ctx.union_(run.dataset.bad_flags)  # DDP: every rank decodes its own share; all agree on the list
+    known = {path for path, _ in result.bad_files}
+    for path in run.dataset.bad_files():
+        if path not in known:
+            known.add(path)
+            result.bad_files.append((path, "could not be decoded"))
+            if run.main:
+                log.warning("skipping unreadable training image %s: could not be decoded", path)
+    check_bad_fraction(len(result.bad_files), run.dataset.n_listed, run.cfg.data.max_bad_fraction)
+
+
+def log_progress(
+    run: Run, state: TrainState, result: TrainResult, means: dict[str, float], images_per_s: float, bar: tqdm
+) -> None:
+    """One log interval's mean losses to the history, the progress bar, train.log, the dashboard
+    and ``on_log``."""
+    step = state.step
+    result.history.append((step, means))
+    bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()} | {"img/s": f"{images_per_s:.1f}"})
+    if run.main:
+        log.info("step %d  %s  img/s %.1f", step, "  ".join(f"{k} {v:.5g}" for k, v in means.items()), images_per_s)
+    run.logger.log_losses(step, means, split="train")
+    run.logger.log_scalar("lr", step, state.optimizer.param_groups[0]["lr"])
+    run.logger.log_scalar("images_per_s", step, images_per_s)
+    if run.on_log is not None:
+        run.on_log(step, means)
+
+
+def roll_back(run: Run, state: TrainState, result: TrainResult, good_ckpt: Path | None, why: str) -> Iterator:
+    """Reload the last good checkpoint with a lower lr; returns the batches from its step on."""
+    at_step, trainer = state.step, run.cfg.trainer
+    if good_ckpt is None:
+        raise FastStyleError(
+            f"{why} at step {at_step}, before any checkpoint was written, so there is nothing to roll "
+            "back to; lower trainer.lr or the loss weights"
+        )
+    if result.rollbacks >= trainer.max_rollbacks:
+        raise FastStyleError(
+            f"{why} at step {at_step} after {result.rollbacks} rollback(s) (trainer.max_rollbacks="
+            f"{trainer.max_rollbacks}, lr now {state.optimizer.param_groups[0]['lr']:.3g}); lower "
+            f"trainer.lr or the loss weights; last good checkpoint: {good_ckpt}"
+        )
+    good = run.ctx.on_main(lambda: load_checkpoint(good_ckpt))
+    lrs = [group["lr"] for group in state.optimizer.param_groups]  # lowered again on every rollback
+    state.load_state_dict(good)
+    for group, lr in zip(state.optimizer.param_groups, lrs):
+        group["lr"] = lr * trainer.rollback_lr_factor
+    result.rollbacks += 1
+    result.history[:] = [h for h in result.history if h[0] <= state.step]
+    result.val_history[:] = [h for h in result.val_history if h[0] <= state.step]
+    if run.main:
         log.warning(
-            "%d of %d training image(s) were skipped as unreadable: %s", len(bad_files), dataset.n_listed,
-            ", ".join(str(p) for p, _ in bad_files),
+            "%s at step %d: rolled back to %s (step %d) with lr %.3g (rollback %d of %d)",
+            why, at_step, good_ckpt, state.step, state.optimizer.param_groups[0]["lr"], result.rollbacks,
+            trainer.max_rollbacks,
         )
-    if stopping and step < steps:
+    return iter(make_loader(run, state.step))
+
+
+def rewind(bar: tqdm, step: int) -> None:
+    bar.n = step
+    bar.refresh()
+
+
+def save_samples(run: Run, model: ImageTransformNet, step: int) -> None:
+    """The fixed photos and the network's output for each of its styles, as one grid (rank 0)."""
+    if not run.main:
+        return
+    model.eval()
+    with torch.no_grad():  # one row per style of the network
+        photos = run.sample_photos
+        rows = [model(photos, i) for i in range(len(run.names))] if len(run.names) > 1 else [model(photos)]
+    model.train()
+    grid = image_grid([photos, *rows])
+    save_image(grid, Path(run.cfg.run_dir) / "samples" / f"step_{step:06d}.png")
+    run.logger.log_image("samples", grid, caption=f"step {step}")
+
+
+def validate(run: Run, model: ImageTransformNet, step: int, result: TrainResult) -> None:
+    """Validation losses on the fixed held-out photos (rank 0): the mean over the trained styles."""
+    model.eval()
+    per_style = [
+        validation_losses(model, t.criterion, run.val_photos, run.cfg.data.batch_size, t.index) for t in run.targets
+    ]
+    val = {k: sum(v[k] for v in per_style) / len(per_style) for k in TERMS}
+    model.train()
+    result.val_history.append((step, val))
+    log.info("val step %d  %s", step, "  ".join(f"{k} {v:.5g}" for k, v in val.items()))
+    run.logger.log_losses(step, val, split="val")
+
+
+def finite_weights(model: torch.nn.Module) -> bool:
+    return bool(torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all())
+
+
+def save_last(run: Run, state: TrainState) -> Path:
+    """``run_dir/checkpoints/last.pt`` (written by rank 0); every rank gets its path."""
+    if run.main:
+        save_checkpoint(checkpoint_state(run, state), run.last_ckpt)
+    return run.last_ckpt
+
+
+def finish(run: Run, state: TrainState, result: TrainResult, stopped: bool) -> TrainResult:
+    """After the last step or a stop request: report skipped files, checkpoint, close the logger."""
+    result.step = state.step
+    report_new_bad_files(run, result)
+    if result.bad_files and run.main:
+        log.warning(
+            "%d of %d training image(s) were skipped as unreadable: %s", len(result.bad_files),
+            run.dataset.n_listed, ", ".join(str(p) for p, _ in result.bad_files),
+        )
+    if stopped and state.step < run.steps:
         result.interrupted = True
-        result.checkpoint = ckpt_dir / "last.pt"
-        if main:
-            save_checkpoint(state(step), result.checkpoint)
-            log.warning("interrupted at step %d; checkpoint saved to %s", step, result.checkpoint)
+        result.checkpoint = save_last(run, state)
+        if run.main:
+            log.warning("interrupted at step %d; checkpoint saved to %s", state.step, result.checkpoint)
     else:
-        result.checkpoint = ckpt_out
-        if main:
-            save_checkpoint(state(step), ckpt_dir / "last.pt")
-            if not cfg.overwrite:  # another run may have written there since the check at the start
-                try:
-                    check_final_replacement(ckpt_out, identity(model_config.to_dict()), step)
-                except CheckpointError as e:
-                    raise CheckpointError(f"{e}; this run's network is in {ckpt_dir / 'last.pt'}") from None
-            save_checkpoint(state(step), ckpt_out)
-            log.info("saved %s (step %d)", result.checkpoint, step)
-    logger.close()
-    if os.environ.get(DUMP_WEIGHTS_ENV):
-        torch.save(model.state_dict(), Path(os.environ[DUMP_WEIGHTS_ENV]) / f"rank{ctx.rank}.pt")
+        result.checkpoint = run.ckpt_out
+        if run.main:
+            save_final(run, state)
+    run.logger.close()
     return result
+
+
+def save_final(run: Run, state: TrainState) -> None:
+    """last.pt, then ``ckpt_out`` unless another run wrote a different or further-trained network
+    there since the check at the start (``overwrite=true`` skips the check)."""
+    last = save_last(run, state)
+    if not run.cfg.overwrite:
+        try:
+            check_final_replacement(run.ckpt_out, run_identity(run.cfg, run.label, state.model.config.to_dict()),
+                                    state.step)
+        except CheckpointError as e:
+            raise CheckpointError(f"{e}; this run's network is in {last}") from None
+    save_checkpoint(checkpoint_state(run, state), run.ckpt_out)
+    log.info("saved %s (step %d)", run.ckpt_out, state.step)

@@ -34,7 +34,7 @@ from fast_style.checkpoint import load_checkpoint
 from fast_style.config import train_config_from_dict
 from fast_style.loggers import NullLogger
 from fast_style.models import ImageTransformNet, TransformerConfig
-from fast_style.train import DUMP_WEIGHTS_ENV, train
+from fast_style.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 TOL = 1e-4
@@ -77,10 +77,11 @@ def env(**extra: str) -> dict[str, str]:
     return {**base, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **extra}
 
 
-def torchrun(args: list[str], cwd: Path, log_dir: Path, **extra_env: str) -> subprocess.CompletedProcess:
+def torchrun(args: list[str], cwd: Path, log_dir: Path, script: Path = REPO / "scripts" / "train.py",
+             **extra_env: str) -> subprocess.CompletedProcess:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        f"--log-dir={log_dir}", "--redirects=3", str(REPO / "scripts" / "train.py"), *args,
+        f"--log-dir={log_dir}", "--redirects=3", str(script), *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env(**extra_env), timeout=300)
 
@@ -182,7 +183,9 @@ def test_ddp_stop_resume_and_one_process_equivalence(tmp_path):
     work.mkdir()
     dump.mkdir()
     resumed_args = [f"trainer.steps={steps}" if a.startswith("trainer.steps=") else a for a in command[3:]]
-    result = torchrun(resumed_args, cwd=work, log_dir=logs, **{DUMP_WEIGHTS_ENV: str(dump)})
+    # scripts/train.py, plus every rank's final weights in dump/ (train_dumping_weights.py)
+    result = torchrun(resumed_args, cwd=work, log_dir=logs, script=Path(__file__).parent / "train_dumping_weights.py",
+                      FAST_STYLE_TEST_DUMP_WEIGHTS=str(dump))
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in work.iterdir()) == ["checkpoints", "runs"]
     (run,) = (work / "runs").iterdir()

@@ -1,19 +1,29 @@
-"""One recipe, whoever trains: the hydra configs and the library's dataclasses give the same loss.
+"""One recipe, whoever trains: the hydra configs and the library's dataclasses give the same run.
 
-Composed in-process with hydra's compose API for every loss network and every style: the loss a
+Composed in-process with hydra's compose API for every loss network and every style: what a
 ``scripts/train.py style=<s> loss_net=<n>`` run trains with must equal what a Python caller gets
-from ``LossConfig(style_weight=<style's>, tv_weight=<style's>).for_loss_net(<n>)``.
+from ``TrainConfig`` naming only that style (its configs/style file) and loss network: the loss
+(weights and layers) and every other default, except how the run is named and shown.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from fast_style.config import StyleConfig, TrainConfig, train_config_from_dict
+from fast_style.config import (
+    DataConfig,
+    LossNetConfig,
+    StyleConfig,
+    TrainConfig,
+    named_style_configs,
+    train_config_from_dict,
+    train_config_to_dict,
+)
 from fast_style.losses import DEFAULT_LAYERS, GATYS_STYLE_LAYERS, JOHNSON_STYLE_LAYERS, LossConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -52,3 +62,43 @@ def test_default_style_matches_its_config_file() -> None:
     assert (default.name, default.size, default.style_weight, default.tv_weight) == (
         cli.style.name, cli.style.size, cli.style.style_weight, cli.style.tv_weight)
     assert TrainConfig().loss == cli.loss
+
+
+def _library_config(style: str, loss_net: str) -> TrainConfig:
+    """What a Python caller writes for ``style=<style> loss_net=<loss_net>``: nothing but those."""
+    return TrainConfig(
+        style=named_style_configs([style], CONFIGS / "style")[0],
+        loss_net=LossNetConfig(name=loss_net),
+        data=DataConfig(root="/photos"),
+    )
+
+
+@pytest.mark.parametrize("loss_net", LOSS_NETS)
+@pytest.mark.parametrize("style", STYLES)
+def test_library_train_defaults_equal_the_cli_defaults(style: str, loss_net: str) -> None:
+    """Every value train() gets from the dataclasses equals what scripts/train.py composes from
+    configs/, field by field, except how a run is named and shown: the CLI names it by the clock
+    and logs to visdom, the library logs nowhere unless asked (see docs/ARCHITECTURE.md, Configs)."""
+    cli = dataclasses.asdict(_cli_config(style, loss_net))
+    library = dataclasses.asdict(_library_config(style, loss_net))
+    naming = {"run_name", "run_dir", "ckpt_out"}
+    assert {k: v for k, v in library.items() if k not in naming | {"logger"}} == {
+        k: v for k, v in cli.items() if k not in naming | {"logger"}}
+    shown = ("server", "port")
+    assert {k: library["logger"][k] for k in shown} == {k: cli["logger"][k] for k in shown}
+    assert (cli["logger"]["kind"], library["logger"]["kind"]) == ("visdom", "none")
+    # train() names the final checkpoint checkpoints/<style>.pt when ckpt_out is unset, like the CLI
+    assert library["ckpt_out"] is None and cli["ckpt_out"] == f"checkpoints/{style}.pt"
+
+
+@pytest.mark.parametrize("loss_net", LOSS_NETS)
+@pytest.mark.parametrize("style", STYLES)
+def test_library_and_cli_train_with_the_style_files_weights(style: str, loss_net: str) -> None:
+    """The loss a run records (layers resolved for its loss network) is the same either way, and a
+    single-style run's loss weights are its style file's: configs/loss/perceptual.yaml
+    interpolates them, the library's LossConfig defaults equal them (one recipe for every style;
+    a style file with its own weight would fail here, for the library would not follow it)."""
+    cli, library = _cli_config(style, loss_net), _library_config(style, loss_net)
+    assert train_config_to_dict(library)["loss"] == train_config_to_dict(cli)["loss"]
+    for cfg in (cli, library):
+        assert (cfg.loss.style_weight, cfg.loss.tv_weight) == (cfg.style.style_weight, cfg.style.tv_weight)
