@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 # ../shared/data next to the checkout (CI and the project's machines); FAST_STYLE_SHARED_DATA
 # points elsewhere (or at a missing folder, to try the fresh-clone behaviour without moving it).
 SHARED_DATA = Path(os.environ.get("FAST_STYLE_SHARED_DATA") or REPO.parent / "shared" / "data")

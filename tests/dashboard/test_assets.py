@@ -14,7 +14,7 @@ import pytest
 from fast_style.dashboard import DashboardError, assets_installed, install_assets, static_dir
 from fast_style.dashboard.assets import ASSETS, marker_path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -8,17 +8,16 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from fast_style.dashboard import DashboardError, free_port, start_server, stop_server, wait_until_up
 from fast_style.dashboard.server import login_settings
 
+from tests.helpers import REPO
+
 from .conftest import wait_for
 from .test_script import port_answers
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def script_env(**extra: str) -> dict[str, str]:

@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from fast_style.dashboard import free_port, wait_until_up
 
-from .conftest import wait_for
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[2]
+from .conftest import wait_for
 
 
 def port_answers(port: int) -> bool:

@@ -20,6 +20,8 @@ import pytest
 from fast_style.checkpoint import load_checkpoint
 from fast_style.dashboard import free_port, start_server, stop_server
 
+from tests.helpers import REPO
+
 from .conftest import (
     legend_names,
     loaded_images,
@@ -30,7 +32,6 @@ from .conftest import (
     wait_for,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 TERMS = ("content", "style", "tv", "total")
 # The line fast_style/train.py writes at every log interval, e.g.
 # "step 4  content 4873.2  style 10324  tv 28.756  total 15226  img/s 17.3" ("val step 3  ..." for val).
@@ -69,7 +70,7 @@ def train_env() -> dict[str, str]:
 
 
 def tiny_args(tmp_path: Path, photos: Path, style: Path, port: int, env: str, image_size: int = 32) -> list[str]:
-    """Like tests/integration/test_scripts.py's tiny_train_args, logging to visdom."""
+    """Like tests/e2e/test_scripts.py's tiny_train_args, logging to visdom."""
     return [
         f"style.image={style}",
         "style.size=48",

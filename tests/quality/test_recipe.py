@@ -30,7 +30,8 @@ from fast_style.measure import MEASURE_SIZE, StyleScorer
 from fast_style.models import ImageTransformNet, TransformerConfig
 from fast_style.train import load_style_tensor, train
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
+
 STEPS = 400
 EVAL_SIZE = MEASURE_SIZE
 MAX_STYLE_SCORE = 0.75  # at least 25 % closer to the painting than the photo
