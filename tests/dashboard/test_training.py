@@ -20,7 +20,7 @@ import pytest
 from fast_style.checkpoint import load_checkpoint
 from fast_style.dashboard import free_port, start_server, stop_server
 
-from tests.helpers import REPO
+from tests.helpers import REPO, tiny_train_args
 
 from .conftest import (
     legend_names,
@@ -70,20 +70,11 @@ def train_env() -> dict[str, str]:
 
 
 def tiny_args(tmp_path: Path, photos: Path, style: Path, port: int, env: str, image_size: int = 32) -> list[str]:
-    """Like tests/e2e/test_scripts.py's tiny_train_args, logging to visdom."""
+    """tests/helpers.py's tiny_train_args, logging to visdom."""
     return [
-        f"style.image={style}",
-        "style.size=48",
-        f"data.root={photos}",
+        *tiny_train_args(photos, style),
         f"data.image_size={image_size}",
-        "data.batch_size=2",
-        "data.workers=0",
-        "data.n_samples=2",
         "data.n_val=2",
-        "model.width=8",
-        "model.n_residual=1",
-        "loss_net.weights=random",
-        "device=cpu",
         "logger=visdom",
         f"logger.port={port}",
         f"logger.env={env}",

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +18,7 @@ from fast_style.errors import ConfigError
 from fast_style.shards import INDEX, ShardDataset, preprocess
 from fast_style.train import train
 
-from tests.helpers import REPO
+from tests.helpers import run_script, tiny_config
 
 SIZE = 32
 
@@ -78,14 +75,8 @@ def test_loader_batches_match_the_jpeg_folder_with_workers(photos, shards):
 
 
 def tiny(tmp_path: Path, root: Path, style: Path) -> TrainConfig:
-    cfg = TrainConfig()
-    cfg.style.image, cfg.style.size = str(style), 48
-    cfg.data.root, cfg.data.image_size, cfg.data.batch_size, cfg.data.workers = str(root), SIZE, 2, 0
-    cfg.data.n_samples, cfg.data.max_bad_fraction = 2, 0.5
-    cfg.model.width, cfg.model.n_residual = 8, 1
-    cfg.loss_net.weights, cfg.device = "random", "cpu"
-    cfg.trainer.steps, cfg.trainer.log_every, cfg.trainer.sample_every = 2, 1, 1000
-    cfg.run_dir, cfg.ckpt_out = str(tmp_path / "run"), str(tmp_path / "final.pt")
+    cfg = tiny_config(tmp_path, root, steps=2, style=style)
+    cfg.data.max_bad_fraction = 0.5
     return cfg
 
 
@@ -119,11 +110,8 @@ def test_mistakes_are_one_line_config_errors(tmp_path, photos, shards, style_ima
 
 def test_preprocess_cli(tmp_path, photos):
     out = tmp_path / "cli"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "preprocess.py"), f"data.root={photos}", f"out={out}",
-         "data.image_size=32", "data.max_bad_fraction=0.5", "workers=0"],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=180,
-    )
+    result = run_script("preprocess.py", f"data.root={photos}", f"out={out}", "data.image_size=32",
+                        "data.max_bad_fraction=0.5", "workers=0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"wrote 12 images at 32 px to {out}" in result.stdout and f"data.root={out}" in result.stdout
     assert "skipped 1 of 13 file(s) as unreadable" in result.stderr and "broken.jpg" in result.stderr

@@ -6,50 +6,18 @@ CLI plumbing, not image quality.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from fast_style.checkpoint import load_checkpoint
 
-from tests.helpers import REPO
-
-
-def run(script: str, *args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd or REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-
-
-def tiny_train_args(tmp_path: Path, photos: Path, style: Path, steps: int = 3) -> list[str]:
-    return [
-        f"style.image={style}",
-        "style.size=48",
-        f"data.root={photos}",
-        "data.image_size=32",
-        "data.batch_size=2",
-        "data.workers=0",
-        "data.n_samples=2",
-        "model.width=8",
-        "model.n_residual=1",
-        "loss_net.weights=random",
-        f"trainer.steps={steps}",
-        "trainer.log_every=1",
-        "trainer.sample_every=2",
-        "logger=none",
-        "device=cpu",
-    ]
+from tests.helpers import REPO, SCRIPTS, script_env, tiny_train_args
+from tests.helpers import run_script as run
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +30,8 @@ def trained(tmp_path_factory, style_image):
         Image.effect_mandelbrot((40, 36), (-2, -1.5, 1, 1.5), 20 + i).convert("RGB").save(photos / f"m{i}.png")
     ckpt = tmp / "sn.pt"
     result = run(
-        "train.py", *tiny_train_args(tmp, photos, style_image), f"ckpt_out={ckpt}", f"hydra.run.dir={tmp / 'run'}"
+        "train.py", *tiny_train_args(photos, style_image), "trainer.sample_every=2", f"ckpt_out={ckpt}",
+        f"hydra.run.dir={tmp / 'run'}",
     )
     assert result.returncode == 0, result.stderr
     return tmp, ckpt, result
@@ -168,7 +137,7 @@ def test_every_named_style_resolves(style):
 
 def test_multirun_trains_one_checkpoint_per_style(tmp_path, tiny_photos, style_image):
     result = run(
-        "train.py", "-m", "style=starry_night,candy", *tiny_train_args(tmp_path, tiny_photos, style_image, steps=1),
+        "train.py", "-m", "style=starry_night,candy", *tiny_train_args(tiny_photos, style_image, steps=1),
         f"ckpt_out={tmp_path}/${{style.name}}.pt", f"hydra.sweep.dir={tmp_path / 'sweep'}",
     )
     assert result.returncode == 0, result.stderr
@@ -181,12 +150,11 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, tiny_
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
         [
-            sys.executable, str(REPO / "scripts" / "train.py"),
-            *tiny_train_args(tmp_path, tiny_photos, style_image, steps=100000),
+            sys.executable, str(SCRIPTS / "train.py"),
+            *tiny_train_args(tiny_photos, style_image, steps=100000),
             "trainer.sample_every=1000", f"ckpt_out={tmp_path}/final.pt", f"hydra.run.dir={run_dir}",
         ],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=script_env(),
     )
     log = run_dir / "train.log"
     deadline = time.time() + 120

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ import torch
 from fast_style.checkpoint import save_checkpoint
 from fast_style.models import ImageTransformNet, TransformerConfig
 
-from tests.helpers import REPO
+from tests.helpers import run_script
 
 
 def test_evaluate_script_end_to_end(tmp_path: Path, photos_val: Path, style_image: Path) -> None:
@@ -31,12 +28,8 @@ def test_evaluate_script_end_to_end(tmp_path: Path, photos_val: Path, style_imag
         },
     }, tmp_path / "tiny.pt")
     out = tmp_path / "eval"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "scripts/evaluate.py", f"ckpt={ckpt}", f"photos={photos_val}", "n=2", "size=48",
-         "iters=[2,4]", f"out_dir={out}", "device=cpu"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
-    )
+    proc = run_script("evaluate.py", f"ckpt={ckpt}", f"photos={photos_val}", "n=2", "size=48", "iters=[2,4]",
+                      f"out_dir={out}", "device=cpu", timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fast-style" in proc.stdout and "gatys-4" in proc.stdout
     for name in ("losses.csv", "losses.json", "grid.png", "loss_vs_iter.png"):
@@ -59,10 +52,6 @@ def test_evaluate_script_end_to_end(tmp_path: Path, photos_val: Path, style_imag
 
 
 def test_evaluate_script_reports_a_missing_checkpoint(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "scripts/evaluate.py", f"ckpt={tmp_path / 'nope.pt'}", f"photos={tmp_path}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
-    )
+    proc = run_script("evaluate.py", f"ckpt={tmp_path / 'nope.pt'}", f"photos={tmp_path}", timeout=120)
     assert proc.returncode == 2
     assert "no such checkpoint" in proc.stderr

@@ -9,9 +9,6 @@ random-VGG configuration of test_multistyle_training.py.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -35,7 +32,7 @@ from fast_style.optimize import (
 from fast_style.styles import photo_color_stats
 from fast_style.train import load_style_targets, load_style_tensor, train
 
-from tests.helpers import REPO
+from tests.helpers import REPO, run_script
 from tests.train.test_multistyle_training import make_photos, multi_config
 
 RED = torch.tensor([1.0, 0.35, 0.3]).view(3, 1, 1)
@@ -171,12 +168,9 @@ def test_training_preserve_color_config(tmp_path, photos_train):
 
 def test_optimize_script_preserve_color(tmp_path, photos_val, style_image):
     out = tmp_path / "out.png"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "optimize.py"), f"input={sorted(photos_val.glob('*.jpg'))[0]}",
-         f"style.image={style_image}", "style.size=64", "size=48", "max_iter=3", "preserve_color=luminance",
-         f"output={out}", "device=cpu"],
-        capture_output=True, text=True, timeout=180, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+    result = run_script(
+        "optimize.py", f"input={sorted(photos_val.glob('*.jpg'))[0]}", f"style.image={style_image}", "style.size=64",
+        "size=48", "max_iter=3", "preserve_color=luminance", f"output={out}", "device=cpu",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert max(Image.open(out).size) == 48

@@ -6,9 +6,6 @@ few seconds on 2 CPU cores (the script test dominates: one subprocess).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,7 +28,7 @@ from fast_style.optimize import (
 from fast_style.stylize import Stylizer
 from fast_style.train import load_style_tensor
 
-from tests.helpers import REPO
+from tests.helpers import run_script
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +113,8 @@ def test_script_multiscale_save_every_and_checkpoint_init(tmp_path, photos_val, 
     ckpt = _tiny_checkpoint(tmp_path / "tiny.pt", style_image)
     photo = sorted(photos_val.glob("*.jpg"))[0]
     out = tmp_path / "out" / "result.png"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "scripts/optimize.py", f"input={photo}", f"output={out}", f"style.image={style_image}",
-         "style.size=64", "scales=[32,48]", "max_iter=4", "save_every=2", f"init={ckpt}", "device=cpu"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
-    )
+    proc = run_script("optimize.py", f"input={photo}", f"output={out}", f"style.image={style_image}", "style.size=64",
+                      "scales=[32,48]", "max_iter=4", "save_every=2", f"init={ckpt}", "device=cpu", timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     written = sorted(p.name for p in out.parent.iterdir())
     assert written == ["result.png", "result_32px_iter0002.png", "result_48px_iter0002.png"], written

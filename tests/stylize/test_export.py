@@ -1,8 +1,6 @@
 """Exported models (ONNX through onnxruntime, TorchScript) match PyTorch at several sizes."""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,7 @@ import torch
 from fast_style.checkpoint import save_checkpoint
 from fast_style.models import ImageTransformNet, TransformerConfig
 
-from tests.helpers import REPO
+from tests.helpers import run_script
 
 SIZES = [(1, 3, 64, 64), (2, 3, 37, 50), (1, 3, 101, 33)]
 
@@ -30,10 +28,7 @@ def checkpoint(tmp_path_factory):
 
 
 def export(ckpt: Path, fmt: str, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "export.py"), f"ckpt={ckpt}", f"format={fmt}", f"output={out}"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    return run_script("export.py", f"ckpt={ckpt}", f"format={fmt}", f"output={out}", timeout=300)
 
 
 def test_onnx_export_matches_pytorch_with_dynamic_sizes(checkpoint, tmp_path):

@@ -24,7 +24,7 @@ from fast_style.onnx_backend import OnnxNet, cache_key
 from fast_style.stylize import Stylizer, stylize_paths
 from fast_style.video import stylize_frames
 
-from tests.helpers import REPO, perturbed
+from tests.helpers import perturbed, run_script
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -239,8 +239,7 @@ def test_script_backend_option(single, tmp_path):
     Image.fromarray((np.random.default_rng(1).random((24, 30, 3)) * 255).astype(np.uint8)).save(photo)
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(REPO / "scripts" / "stylize.py"), f"ckpt={single}",
-                               f"input={photo}", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        return run_script("stylize.py", f"ckpt={single}", f"input={photo}", *args, cwd=tmp_path, timeout=300)
 
     outs = {}
     for backend in ("onnxruntime", "torch"):

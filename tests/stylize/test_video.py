@@ -15,7 +15,7 @@ from fast_style.color import rgb_to_ycbcr
 from fast_style.data import load_crop
 from fast_style.stylize import Stylizer
 
-from tests.helpers import perturbed
+from tests.helpers import perturbed, run_script
 
 av = pytest.importorskip("av")
 
@@ -113,18 +113,14 @@ def test_stylize_script_takes_a_video(stylizer, photos_val, tmp_path):
 
     from fast_style.checkpoint import save_checkpoint
 
-    repo = Path(__file__).resolve().parents[2]
     ckpt = save_checkpoint(
         {"model_config": stylizer.model.config.to_dict(), "model": stylizer.model.state_dict(), "style": "test"},
         tmp_path / "m.pt",
     )
     src = tmp_path / "clip.mp4"
     make_panned_clip(sorted(photos_val.iterdir())[2], src, frames=8)
-    result = subprocess.run(
-        [sys.executable, str(repo / "scripts" / "stylize.py"), f"ckpt={ckpt}", f"input={src}",
-         "temporal_smoothing=0.5", "preserve_color=luminance"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo)},
-    )
+    result = run_script("stylize.py", f"ckpt={ckpt}", f"input={src}", "temporal_smoothing=0.5",
+                        "preserve_color=luminance", cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "8 frames at 12 fps, audio kept" in result.stdout
     frames, fps, has_audio = read_frames(tmp_path / "stylized" / "clip_test.mp4")

@@ -7,9 +7,6 @@ Tiny sizes (32 px crops, width 8, one residual block) with a seeded random-init 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +22,7 @@ from fast_style.models.transformer import ConditionalInstanceNorm2d
 from fast_style.stylize import Stylizer
 from fast_style.train import train
 
-from tests.helpers import REPO
+from tests.helpers import run_script
 
 NAMES = ["starry_night", "the_scream"]
 
@@ -143,7 +140,6 @@ def test_finetune_refuses_a_style_it_already_holds(two_styles, photos, styles_di
 
 
 def test_multistyle_cli_trains_and_stylizes_by_name(tmp_path, photos, styles_dir):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     ckpt = tmp_path / "multi.pt"
     args = [
         "model=multistyle", f"styles=[{','.join(NAMES)}]", f"styles_dir={styles_dir}", "style.size=48",
@@ -151,15 +147,11 @@ def test_multistyle_cli_trains_and_stylizes_by_name(tmp_path, photos, styles_dir
         "model.width=8", "model.n_residual=1", "loss_net.weights=random", "trainer.steps=2", "trainer.log_every=1",
         "logger=none", "device=cpu", f"ckpt_out={ckpt}", f"hydra.run.dir={tmp_path / 'run'}",
     ]
-    train_run = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), *args],
-                               capture_output=True, text=True, timeout=180, cwd=REPO, env=env)
+    train_run = run_script("train.py", *args)
     assert train_run.returncode == 0, train_run.stderr
     assert load_checkpoint(ckpt)["styles"] == NAMES
     out = tmp_path / "out.png"
-    stylize = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "stylize.py"), f"ckpt={ckpt}", f"input={photos / 'p0.png'}",
-         "style=the_scream", f"output={out}", "device=cpu"],
-        capture_output=True, text=True, timeout=120, cwd=REPO, env=env,
-    )
+    stylize = run_script("stylize.py", f"ckpt={ckpt}", f"input={photos / 'p0.png'}", "style=the_scream",
+                         f"output={out}", "device=cpu", timeout=120)
     assert stylize.returncode == 0, stylize.stderr
     assert Image.open(out).size == Image.open(photos / "p0.png").size

@@ -13,6 +13,8 @@ from fast_style.dashboard import NullLogger
 from fast_style.errors import CheckpointError, ConfigError
 from fast_style.train import train
 
+from tests import helpers
+
 
 class RecordingLogger(NullLogger):
     def __init__(self):
@@ -32,32 +34,12 @@ class RecordingLogger(NullLogger):
 
 
 def tiny_config(tmp_path, photos, style, steps=4, **trainer) -> TrainConfig:
-    cfg = TrainConfig()
-    cfg.style.image = str(style)
-    cfg.style.size = 48
-    cfg.data.root = str(photos)
+    """tests/helpers.py's tiny run with validation, samples and checkpoints every 2 steps."""
+    cfg = helpers.tiny_config(
+        tmp_path, photos, steps, style=style, **{"sample_every": 2, "val_every": 2, "ckpt_every": 2, **trainer}
+    )
     cfg.data.val_root = str(photos)
-    cfg.data.image_size = 32
-    cfg.data.batch_size = 2
-    cfg.data.workers = 0
-    cfg.data.n_samples = 2
     cfg.data.n_val = 3
-    cfg.model.width = 8
-    cfg.model.n_residual = 1
-    cfg.loss_net.weights = "random"
-    cfg.loss.style_weight = 10.0  # normalised recipe: style dominates, so tiny runs learn fast
-    cfg.device = "cpu"
-    cfg.trainer.steps = steps
-    cfg.trainer.lr = 1e-2
-    cfg.trainer.log_every = 1
-    cfg.trainer.sample_every = 2
-    cfg.trainer.val_every = 2
-    cfg.trainer.ckpt_every = 2
-    for k, v in trainer.items():
-        setattr(cfg.trainer, k, v)
-    cfg.run_dir = str(tmp_path / "runs" / "starry_night-1")
-    cfg.run_name = "starry_night-1"
-    cfg.ckpt_out = str(tmp_path / "final.pt")
     return cfg
 
 
