@@ -111,6 +111,28 @@ def compose_train(*overrides: str) -> DictConfig:
         return compose("train", overrides=list(overrides))
 
 
+def train_in_process(run_dir: Path, *overrides: str) -> None:
+    """What ``python scripts/train.py <overrides> hydra.run.dir=<run_dir>`` does, in-process: hydra's
+    compose instead of ``hydra.main``, then the script's own conversion and ``train()`` call with the
+    same error handling (``cli.run_hydra_main``: hydra's errors; ``cli.user_errors``: ours), so a
+    refused config raises ``SystemExit(2)`` after one ``error:`` line on stderr, as the script exits.
+    For config wiring and refusals: a subprocess would add only torch and hydra start-up. Callers
+    ``monkeypatch.setenv("HYDRA_FULL_ERROR", "")`` first: run_hydra_main sets it in os.environ."""
+    from fast_style.cli import run_hydra_main, user_errors
+    from fast_style.config import named_style_configs, train_config_from_dict
+    from fast_style.train import train
+
+    def main() -> None:
+        cfg = compose_train(*overrides)
+        with user_errors(cfg.get("verbose", False)):
+            values = OmegaConf.to_container(cfg, resolve=True)
+            values["run_dir"] = str(run_dir)
+            values["styles"] = named_style_configs(values["styles"] or [], CONFIGS / "style", values.pop("styles_dir"))
+            train(train_config_from_dict(values))
+
+    run_hydra_main(main, argv=list(overrides))
+
+
 # scripts/train.py registers this resolver (the run/checkpoint name of a multi-style run)
 OmegaConf.register_new_resolver(
     "style_label", lambda name, styles: "+".join(str(s) for s in styles) if styles else name, replace=True

@@ -1,6 +1,8 @@
 """Configuration and environment mistakes: one ``error:`` line, exit code 2, no traceback unless
-verbose=true. Hydra's own errors (unknown style group option, unknown key) included; --help,
---cfg and multirun keep working (multirun: tests/e2e/test_scripts.py)."""
+verbose=true. Hydra's own errors (unknown style group option, unknown key) included. In-process
+(tests/helpers.py's train_in_process: hydra's compose, then what scripts/train.py does); the script
+itself in a subprocess for verbose=true and --help here, and for --cfg, multirun and the stylize
+errors in tests/e2e/test_scripts.py."""
 
 from __future__ import annotations
 
@@ -10,7 +12,17 @@ import torch
 from fast_style.errors import ConfigError
 from fast_style.train import train
 
-from tests.helpers import good_photos, run_script, style_file, tiny_config
+from tests.helpers import good_photos, run_script, style_file, tiny_config, train_in_process
+
+
+def refused(run_dir, monkeypatch, capsys, *overrides: str) -> str:
+    """scripts/train.py's exit code 2 for ``overrides``, in-process; returns what it printed on stderr."""
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        train_in_process(run_dir, *overrides)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -21,11 +33,10 @@ from tests.helpers import good_photos, run_script, style_file, tiny_config
         (["style.image=/nonexistent/painting.jpg", "data.root=/nonexistent"], "style.image=/nonexistent/painting.jpg: no such file"),
     ],
 )
-def test_train_script_config_errors_are_one_line(tmp_path, args, message):
-    result = run_script("train.py", *args, "logger=none", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
-    assert message in result.stderr and "Traceback" not in result.stderr
+def test_train_script_config_errors_are_one_line(tmp_path, args, message, monkeypatch, capsys):
+    stderr = refused(tmp_path, monkeypatch, capsys, *args, "logger=none")
+    assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
+    assert message in stderr and "Traceback" not in stderr
 
 
 def test_verbose_shows_the_traceback(tmp_path):
@@ -58,9 +69,15 @@ def test_bad_values_fail_before_training(tmp_path, section, key, value, match):
         train(cfg)
 
 
-def test_negative_loss_weight_is_refused(tmp_path):
-    result = run_script(
-        "train.py", "loss.style_weight=-1", f"style.image={style_file(tmp_path)}", f"data.root={tmp_path}",
-        "logger=none", f"hydra.run.dir={tmp_path / 'run'}",
-    )
-    assert result.returncode == 2 and result.stderr == "error: loss.style_weight must be a number >= 0, got -1\n"
+def test_negative_loss_weight_is_refused(tmp_path, monkeypatch, capsys):
+    stderr = refused(tmp_path / "run", monkeypatch, capsys, "loss.style_weight=-1", f"style.image={style_file(tmp_path)}",
+                     f"data.root={tmp_path}", "logger=none")
+    assert stderr == "error: loss.style_weight must be a number >= 0, got -1\n"
+
+
+def test_train_user_errors_are_one_line(tmp_path, style_image, monkeypatch, capsys):
+    stderr = refused(tmp_path, monkeypatch, capsys, "logger=none", f"style.image={style_image}")
+    assert "data.root is not set" in stderr and "Traceback" not in stderr
+    stderr = refused(tmp_path, monkeypatch, capsys, "logger=none", f"data.root={tmp_path / 'nope'}",
+                     f"style.image={style_image}")
+    assert "train2014" in stderr

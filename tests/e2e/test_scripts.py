@@ -108,17 +108,6 @@ def test_stylize_user_errors_are_one_line(trained, photos_val, args, message):
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
 
 
-def test_train_user_errors_are_one_line(tmp_path, style_image):
-    result = run("train.py", "logger=none", f"style.image={style_image}", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 2 and "data.root is not set" in result.stderr
-    assert "Traceback" not in result.stderr
-    result = run(
-        "train.py", "logger=none", f"data.root={tmp_path / 'nope'}", f"style.image={style_image}",
-        f"hydra.run.dir={tmp_path}",
-    )
-    assert result.returncode == 2 and "train2014" in result.stderr
-
-
 def test_cfg_job_shows_the_resolved_style_settings():
     result = run("train.py", "style=the_scream", "--cfg", "job", "--resolve")
     assert result.returncode == 0, result.stderr
@@ -126,13 +115,6 @@ def test_cfg_job_shows_the_resolved_style_settings():
     assert "name: the_scream" in out and "size: 256" in out and "style_weight: 0.5" in out
     assert "normalize: true" in out
     assert "ckpt_out: checkpoints/the_scream.pt" in out
-
-
-@pytest.mark.parametrize("style", ["starry_night", "the_scream", "the_great_wave", "candy", "mosaic", "udnie"])
-def test_every_named_style_resolves(style):
-    result = run("train.py", f"style={style}", "--cfg", "job", "--resolve")
-    assert result.returncode == 0, result.stderr
-    assert f"name: {style}" in result.stdout and "url: https://" in result.stdout
 
 
 def test_multirun_trains_one_checkpoint_per_style(tmp_path, tiny_photos, style_image):
