@@ -113,6 +113,20 @@ def _fast_torch() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+# The end-to-end folders run scripts in subprocesses (each pays torch + hydra start-up) or train
+# for minutes: all of them are slow, so `python -m pytest -m "not slow"` (the inner loop) skips
+# them; elsewhere a slow test carries @pytest.mark.slow itself. CI runs everything.
+SLOW_FOLDERS = ("e2e", "quality")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:  # noqa: ARG001
+    tests = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(tests).parts
+        if parts[0] in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ARG001
     """With FAST_STYLE_NO_SKIPS=1 (set by .ci/run) a skipped test fails: in CI every optional

@@ -106,6 +106,7 @@ def test_converted_classic_net_paints_the_same_picture(width, n_residual):
     assert (expected * 255).round().eq((got * 255).round()).float().mean() > 0.999  # same 8-bit picture
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_convert_script_writes_a_checkpoint_stylize_can_use(tmp_path):
     old = tmp_path / "udnie.pth"
     torch.save(classic_net(8, 2).state_dict(), old)
@@ -122,6 +123,7 @@ def test_convert_script_writes_a_checkpoint_stylize_can_use(tmp_path):
     assert bad.returncode == 2 and "no such file" in bad.stderr
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_stylize_refuses_unloadable_checkpoints_in_one_line(tmp_path, capsys):
     """The unit tests cover each refusal; here the script's exit code and one-line message."""
     photo = tmp_path / "p.png"

@@ -39,11 +39,13 @@ def test_train_script_config_errors_are_one_line(tmp_path, args, message, monkey
     assert message in stderr and "Traceback" not in stderr
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_verbose_shows_the_traceback(tmp_path):
     result = run_script("train.py", "style=nonexistent", "verbose=true", f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_help_still_works():
     result = run_script("train.py", "--help")
     assert result.returncode == 0 and "Configuration groups" in result.stdout

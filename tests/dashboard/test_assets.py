@@ -91,6 +91,7 @@ def run_cli(*args: str, path: str | None = None) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_cli_is_idempotent_and_fails_in_one_line(tmp_path) -> None:
     done = run_cli("install-assets")
     assert done.returncode == 0, done.stderr

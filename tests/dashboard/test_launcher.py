@@ -25,6 +25,7 @@ def script_env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(REPO), **extra}
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_open_host_without_credentials_is_refused_in_one_line(tmp_path):
     port = free_port()
     result = subprocess.run(
@@ -58,6 +59,7 @@ def test_open_host_with_credentials_asks_for_a_login(tmp_path, monkeypatch):
         stop_server(proc)
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_server_dies_with_a_killed_launcher(tmp_path):
     port = free_port()
     log = tmp_path / "dashboard.out"

@@ -83,6 +83,7 @@ def tiny_args(tmp_path: Path, photos: Path, style: Path, port: int, env: str, im
     ]
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_training_run_lands_exactly_on_the_server(visdom_server, tmp_path, tiny_photos, style_image) -> None:
     env = unique_env("train")
     args = tiny_args(tmp_path, tiny_photos, style_image, visdom_server.port, env)
@@ -122,6 +123,7 @@ def test_training_run_lands_exactly_on_the_server(visdom_server, tmp_path, tiny_
     assert state["samples"]["content"]["caption"] == "step 6"
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_server_killed_mid_run_training_finishes_and_restart_gets_history(tmp_path, tiny_photos, style_image) -> None:
     """SIGKILL the server mid-run: one warning, exit 0, checkpoint; a restarted server gets every point."""
     port, env, steps = free_port(), unique_env("survive"), 600

@@ -108,6 +108,7 @@ def test_mistakes_are_one_line_config_errors(tmp_path, photos, shards, style_ima
         train(cfg, logger=NullLogger())
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_preprocess_cli(tmp_path, photos):
     out = tmp_path / "cli"
     result = run_script("preprocess.py", f"data.root={photos}", f"out={out}", "data.image_size=32",

@@ -14,6 +14,7 @@ from fast_style.models import ImageTransformNet, TransformerConfig
 from tests.helpers import run_script
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_evaluate_script_end_to_end(tmp_path: Path, photos_val: Path, style_image: Path) -> None:
     torch.manual_seed(0)
     model_config = TransformerConfig(width=8, n_residual=1)
@@ -51,6 +52,7 @@ def test_evaluate_script_end_to_end(tmp_path: Path, photos_val: Path, style_imag
     assert "style score" in proc.stdout and data["settings"]["measure"]["content_layer"] == "relu4_2"
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_evaluate_script_reports_a_missing_checkpoint(tmp_path: Path) -> None:
     proc = run_script("evaluate.py", f"ckpt={tmp_path / 'nope.pt'}", f"photos={tmp_path}", timeout=120)
     assert proc.returncode == 2

@@ -166,6 +166,7 @@ def test_training_preserve_color_config(tmp_path, photos_train):
         config.validate()
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_optimize_script_preserve_color(tmp_path, photos_val, style_image):
     out = tmp_path / "out.png"
     result = run_script(

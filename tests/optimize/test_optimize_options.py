@@ -109,6 +109,7 @@ def test_init_checkpoint_starts_from_its_stylization(tmp_path, criterion, photos
     assert result.history[-1]["total"] < result.history[0]["total"]
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_script_multiscale_save_every_and_checkpoint_init(tmp_path, photos_val, style_image) -> None:
     ckpt = _tiny_checkpoint(tmp_path / "tiny.pt", style_image)
     photo = sorted(photos_val.glob("*.jpg"))[0]

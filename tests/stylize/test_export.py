@@ -31,6 +31,7 @@ def export(ckpt: Path, fmt: str, out: Path) -> subprocess.CompletedProcess:
     return run_script("export.py", f"ckpt={ckpt}", f"format={fmt}", f"output={out}", timeout=300)
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_onnx_export_matches_pytorch_with_dynamic_sizes(checkpoint, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
@@ -48,6 +49,7 @@ def test_onnx_export_matches_pytorch_with_dynamic_sizes(checkpoint, tmp_path):
         assert abs(out - ref).max() < 1e-3, shape
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_torchscript_export_matches_pytorch(checkpoint, tmp_path):
     ckpt, model = checkpoint
     result = export(ckpt, "torchscript", tmp_path / "m.ts.pt")
@@ -59,6 +61,7 @@ def test_torchscript_export_matches_pytorch(checkpoint, tmp_path):
             assert (loaded(x) - model(x)).abs().max() < 1e-3, shape
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_export_errors_are_one_line(checkpoint, tmp_path):
     ckpt, _ = checkpoint
     result = export(ckpt, "tflite", tmp_path / "m.x")

@@ -67,6 +67,7 @@ def test_output_paths_that_would_overwrite_an_input_are_refused(tmp_path, styliz
     assert photo.read_bytes() == before
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_script_exit_code_says_whether_anything_failed(tmp_path):
     ckpt = save_checkpoint(
         {"model_config": {"width": 8, "n_residual": 1},

@@ -46,6 +46,7 @@ def ckpt(tmp_path):
                            tmp_path / "sty.pt")
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_scale_up_past_the_cap_is_refused_before_decoding(tmp_path, ckpt):
     src = photo(tmp_path / "p.png")
     result = run_script("stylize.py", f"ckpt={ckpt}", f"input={src}", "scale=100", f"output={tmp_path / 'o.png'}",

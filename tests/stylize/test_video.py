@@ -106,6 +106,7 @@ def test_smoothing_with_alpha_zero_is_plain_instance_norm(stylizer):
         assert torch.allclose(smoothed(x), stylizer.model(x), atol=1e-5)
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_stylize_script_takes_a_video(stylizer, photos_val, tmp_path):
     import os
     import subprocess

@@ -137,6 +137,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_ddp_stop_resume_and_one_process_equivalence(tmp_path):
     """Two ranks started by hand with torchrun's variables; SIGTERM to rank 1 only (torchrun
     forwards a Ctrl-C/SIGTERM to every worker; one rank is the harder case: rank 0 learns of it

@@ -139,6 +139,7 @@ def test_finetune_refuses_a_style_it_already_holds(two_styles, photos, styles_di
         train(cfg, logger=NullLogger())
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_multistyle_cli_trains_and_stylizes_by_name(tmp_path, photos, styles_dir):
     ckpt = tmp_path / "multi.pt"
     args = [

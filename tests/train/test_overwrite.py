@@ -111,6 +111,7 @@ def test_resume_past_the_last_step_is_refused(finished):
     assert final.read_bytes() == before
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_script_refuses_in_one_line_and_leaves_no_run_folder(finished):
     """Through scripts/train.py: the refusals cost no training and leave no runs/<style>-<time>/."""
     tmp_path, photos, final, before = finished
