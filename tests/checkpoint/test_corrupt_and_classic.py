@@ -156,6 +156,7 @@ def test_stylize_refuses_unloadable_checkpoints_in_one_line(tmp_path, capsys):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "not a readable" in result.stderr
 
 
+@pytest.mark.slow
 def test_resume_auto_skips_a_corrupt_newest_checkpoint(tmp_path, caplog):
     photos = good_photos(tmp_path / "photos")
     older = tiny_config(tmp_path, photos, steps=2)

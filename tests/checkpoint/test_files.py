@@ -77,6 +77,7 @@ def test_temp_names_carry_host_and_pid(tmp_path):
     assert len(seen) == 1 and seen[0].startswith(f".x.bin.{socket.gethostname()}.{os.getpid()}.")
 
 
+@pytest.mark.slow
 def test_resume_removes_the_stale_temp_next_to_its_checkpoint(tmp_path):
     photos = good_photos(tmp_path / "photos")
     cfg = tiny_config(tmp_path, photos, steps=2)

@@ -103,6 +103,7 @@ def test_cli_is_idempotent_and_fails_in_one_line(tmp_path) -> None:
     assert assets_installed()  # a failed forced run leaves the working install alone
 
 
+@pytest.mark.slow
 def test_fresh_install_from_npm_into_empty_folder(tmp_path) -> None:
     """The real download path (npm pack + extraction), into a scratch folder."""
     static = tmp_path / "static"

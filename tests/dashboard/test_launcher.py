@@ -45,6 +45,7 @@ def test_login_settings():
     assert flags == ["-enable_login"] and env["VISDOM_USE_ENV_CREDENTIALS"] == "1" and len(env["VISDOM_COOKIE"]) == 64
 
 
+@pytest.mark.slow
 def test_open_host_with_credentials_asks_for_a_login(tmp_path, monkeypatch):
     monkeypatch.setenv("VISDOM_USERNAME", "me")
     monkeypatch.setenv("VISDOM_PASSWORD", "secret")

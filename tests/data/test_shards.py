@@ -80,6 +80,7 @@ def tiny(tmp_path: Path, root: Path, style: Path) -> TrainConfig:
     return cfg
 
 
+@pytest.mark.slow
 def test_training_on_shards_equals_training_on_the_jpegs(tmp_path, photos, shards, style_image):
     a = train(tiny(tmp_path / "jpeg", photos, style_image), logger=NullLogger())
     b = train(tiny(tmp_path / "auto", shards, style_image), logger=NullLogger())  # data.root autodetected

@@ -36,6 +36,7 @@ def test_odd_but_valid_files_give_square_rgb_crops(tmp_path, kind):
     assert crop.shape == (3, 32, 32) and 0 <= crop.min() and crop.max() <= 1 and not ds.bad_files()
 
 
+@pytest.mark.slow
 def test_bad_file_in_each_position_is_skipped_lazily_without_scan(tmp_path):
     for kind, make in badfiles.BAD.items():
         (tmp_path / kind).mkdir()
@@ -47,6 +48,7 @@ def test_bad_file_in_each_position_is_skipped_lazily_without_scan(tmp_path):
     assert len(ds.bad_files()) == len(badfiles.BAD)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_every_kind_of_file_in_one_run(tmp_path, caplog, workers):
     """Header-bad files are dropped up front, the truncated JPEG when first decoded (in a DataLoader

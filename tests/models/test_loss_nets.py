@@ -7,6 +7,7 @@ from fast_style.models import CaffeVGG19, PackedVGG16, VGGOutputs, build_loss_ne
 from fast_style.models import loss_nets
 
 
+@pytest.mark.slow
 def test_packed_vgg16_matches_torchvision_slices():
     ours = build_loss_net("vgg16", "random", seed=1)
     ref = torchvision.models.vgg16().features.eval()

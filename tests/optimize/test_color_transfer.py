@@ -79,6 +79,7 @@ def optimized(loss_net, photo: Image.Image, style: torch.Tensor, mode: str | Non
     return result.image
 
 
+@pytest.mark.slow
 def test_optimize_keeps_the_photos_chroma_with_preserve_color(loss_net, shared_red_photo, blue_style):
     red_photo = shared_red_photo
     photo = to_tensor(red_photo)
@@ -130,6 +131,7 @@ def test_pooled_color_stats_and_matching():
     assert luminance(m).mean().item() == pytest.approx(luminance(b[0]).mean().item(), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_training_style_is_recoloured_with_the_photos_colours(tmp_path, styles_dir):
     photos = make_photos(tmp_path / "photos")
     cfg = multi_config(tmp_path, photos, styles_dir, ["starry_night", "the_scream"], steps=2)

@@ -23,6 +23,8 @@ from fast_style.optimize import (
 )
 from fast_style.train import load_style_tensor, validation_losses
 
+pytestmark = pytest.mark.slow  # L-BFGS/Adam on the real VGG19, tens of seconds per test
+
 
 def _photo(folder, size: int) -> torch.Tensor:
     path = sorted(folder.glob("*.jpg"))[0]

@@ -67,6 +67,7 @@ def _final_loss_of(criterion, photo_tensor: torch.Tensor, image: torch.Tensor) -
 # saves time (cheap iterations), not iterations. So the test asserts what holds: the output has
 # the final size, the fine scale descends from the upsampled coarse result (which itself scores
 # worse than the photo at 64 px), and it ends below the loss of the unchanged photo at that size.
+@pytest.mark.slow
 def test_multiscale_output_size_and_descent(criterion, photo) -> None:
     results = optimize_multiscale(criterion, photo, [64, 32], max_iter=10, progress=False)  # any order: coarse first
     assert len(results) == 2
@@ -84,6 +85,7 @@ def test_multiscale_output_size_and_descent(criterion, photo) -> None:
     assert fine.history[-1]["total"] < 0.7 * photo_loss
 
 
+@pytest.mark.slow
 def test_save_every_snapshots(criterion, photo) -> None:
     seen: list[tuple[int, int]] = []
     results = optimize_multiscale(
@@ -97,6 +99,7 @@ def test_save_every_snapshots(criterion, photo) -> None:
         assert len(res.history) == 6  # iterates 0..5
 
 
+@pytest.mark.slow
 def test_init_checkpoint_starts_from_its_stylization(tmp_path, criterion, photos_val, style_image) -> None:
     ckpt = _tiny_checkpoint(tmp_path / "tiny.pt", style_image)
     content = to_tensor(resize_long_side(load_image(sorted(photos_val.glob("*.jpg"))[0]), 48)).unsqueeze(0)

@@ -11,6 +11,8 @@ from fast_style.video import flicker, flicker_report, panned_clip, stylize_frame
 
 from tests.helpers import perturbed
 
+pytestmark = pytest.mark.slow  # a module fixture exports and runs a network on a video clip
+
 
 @pytest.fixture(scope="module")
 def stylizer():

@@ -26,6 +26,9 @@ from fast_style.video import stylize_frames
 
 from tests.helpers import perturbed, run_script
 
+pytestmark = pytest.mark.slow  # ONNX exports and onnxruntime sessions, several per test
+
+
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
@@ -234,7 +237,6 @@ def test_export_is_one_self_contained_file(single, _onnx_cache):
     assert {p.name for p in s._onnx.path.parent.iterdir()} >= {s._onnx.path.name, s._onnx.path.stem + ".json"}
 
 
-@pytest.mark.slow  # a script in a subprocess
 def test_script_backend_option(single, tmp_path):
     photo = tmp_path / "p.png"
     Image.fromarray((np.random.default_rng(1).random((24, 30, 3)) * 255).astype(np.uint8)).save(photo)

@@ -43,6 +43,7 @@ def test_bad_input_file_is_one_error_line(tmp_path, stylizer, kind):
     assert str(src) in errors[0] and "\n" not in errors[0]
 
 
+@pytest.mark.slow
 def test_folder_of_everything_goes_on_past_bad_files(tmp_path, stylizer):
     made = badfiles.make_all(tmp_path / "in")
     snapshot = {p: p.read_bytes() for p in made.values()}

@@ -150,6 +150,7 @@ def test_oversized_style_image_is_not_told_about_tile_size(tmp_path, monkeypatch
     assert "tile_size" not in str(info.value) and "too many pixels" in str(info.value)
 
 
+@pytest.mark.slow
 def test_onnx_export_is_one_self_contained_file(tmp_path, ckpt):
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")

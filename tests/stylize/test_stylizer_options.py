@@ -52,6 +52,7 @@ def test_luminance_preservation_keeps_the_photos_chroma(single):
     assert (rgb_to_ycbcr(plain)[1:] - rgb_to_ycbcr(x)[1:]).abs().mean() > 5 * diff.mean()
 
 
+@pytest.mark.slow
 def test_multi_style_by_name_and_mix(multi):
     x = torch.rand(1, 3, 16, 16)
     a = Stylizer.from_checkpoint(multi, device="cpu", style="a")
@@ -67,6 +68,7 @@ def test_multi_style_by_name_and_mix(multi):
         Stylizer.from_checkpoint(multi, device="cpu", style="zzz")
 
 
+@pytest.mark.slow
 def test_compiled_stylizer_matches_eager_and_really_compiles(multi):
     """compile=True: the same output as eager (mixing and strength included), also when called
     under inference_mode as the video path does, and a graph is really captured by dynamo."""

@@ -81,6 +81,7 @@ def naive_tiles(model: ImageTransformNet, x: torch.Tensor, tile: int, halo: int 
     return out
 
 
+@pytest.mark.slow
 def test_tiled_equals_whole_image_on_a_2000x1500_photo_and_naive_tiles_do_not(photo, small_net, big_runs):
     whole, tiled, _, _, report = big_runs
     err = (tiled - whole).abs()
@@ -92,6 +93,7 @@ def test_tiled_equals_whole_image_on_a_2000x1500_photo_and_naive_tiles_do_not(ph
     assert naive.mean() > ONE_LEVEL  # without whole-image statistics the bound fails
 
 
+@pytest.mark.slow
 def test_default_johnson_network_tiled_equals_whole(photo):
     model = perturbed(TransformerConfig())  # width 32, 5 residual blocks: the real architecture
     x = torch.nn.functional.interpolate(photo, size=(240, 320), mode="area")
@@ -102,6 +104,7 @@ def test_default_johnson_network_tiled_equals_whole(photo):
     assert err.mean() < ONE_LEVEL / 100 and err.max() < ONE_LEVEL / 4
 
 
+@pytest.mark.slow
 def test_multi_style_strength_and_colour_options_through_the_stylizer(photo):
     model = perturbed(TransformerConfig(width=8, n_residual=1, n_styles=3))
     x = torch.nn.functional.interpolate(photo, size=(120, 160), mode="area")
@@ -117,6 +120,7 @@ def test_multi_style_strength_and_colour_options_through_the_stylizer(photo):
     assert (tiled - model.stylize(x, 1)).abs().max() < ONE_LEVEL / 4
 
 
+@pytest.mark.slow
 def test_activation_memory_scales_with_the_tile_not_the_image(photo, small_net, big_runs):
     _, _, whole, tiled_512, _ = big_runs
     quarter = torch.nn.functional.interpolate(photo, size=(750, 1000), mode="area")

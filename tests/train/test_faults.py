@@ -42,6 +42,7 @@ def inject_nan(monkeypatch: pytest.MonkeyPatch, at_calls: set[int] | None = None
     return calls
 
 
+@pytest.mark.slow
 def test_one_divergence_rolls_back_with_half_the_lr_and_finishes(tmp_path, monkeypatch, caplog):
     inject_nan(monkeypatch, at_calls={5})  # the 5th training step diverges once
     cfg = tiny_config(tmp_path, good_photos(tmp_path / "photos"), steps=8, log_every=2, ckpt_every=2)
@@ -57,6 +58,7 @@ def test_one_divergence_rolls_back_with_half_the_lr_and_finishes(tmp_path, monke
     assert all(torch.isfinite(t).all() for t in final["model"].values())
 
 
+@pytest.mark.slow
 def test_divergence_between_log_intervals_never_reaches_a_checkpoint(tmp_path, monkeypatch):
     """log_every > ckpt_every: the checkpoint write itself checks the weights first."""
     inject_nan(monkeypatch, at_calls={3})
@@ -66,6 +68,7 @@ def test_divergence_between_log_intervals_never_reaches_a_checkpoint(tmp_path, m
     assert all(torch.isfinite(t).all() for t in load_checkpoint(result.checkpoint)["model"].values())
 
 
+@pytest.mark.slow
 def test_rollbacks_are_bounded(tmp_path, monkeypatch):
     inject_nan(monkeypatch, from_call=4)  # diverges every time from step 4 on
     cfg = tiny_config(tmp_path, good_photos(tmp_path / "photos"), steps=20, log_every=1, ckpt_every=2,

@@ -24,6 +24,9 @@ from fast_style.train import train
 
 from tests.helpers import run_script
 
+pytestmark = pytest.mark.slow  # every test trains (a module fixture trains a two-style network)
+
+
 NAMES = ["starry_night", "the_scream"]
 
 
@@ -139,7 +142,6 @@ def test_finetune_refuses_a_style_it_already_holds(two_styles, photos, styles_di
         train(cfg, logger=NullLogger())
 
 
-@pytest.mark.slow  # a script in a subprocess
 def test_multistyle_cli_trains_and_stylizes_by_name(tmp_path, photos, styles_dir):
     ckpt = tmp_path / "multi.pt"
     args = [

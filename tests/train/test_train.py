@@ -64,12 +64,14 @@ def test_training_writes_everything_a_run_promises(tmp_path, tiny_photos, style_
     model_from_checkpoint(state)  # stylize can rebuild it from the checkpoint alone
 
 
+@pytest.mark.slow
 def test_losses_go_down_on_a_fixed_problem(tmp_path, tiny_photos, style_image):
     result = train(tiny_config(tmp_path, tiny_photos, style_image, steps=30, log_every=10), logger=NullLogger())
     first, last = result.history[0][1]["total"], result.history[-1][1]["total"]
     assert last < 0.5 * first
 
 
+@pytest.mark.slow
 def test_resume_continues_the_same_loss_sequence(tmp_path, tiny_photos, style_image):
     full = train(tiny_config(tmp_path / "a", tiny_photos, style_image, steps=6), logger=NullLogger())
     half = train(tiny_config(tmp_path / "b", tiny_photos, style_image, steps=3), logger=NullLogger())
@@ -83,6 +85,7 @@ def test_resume_continues_the_same_loss_sequence(tmp_path, tiny_photos, style_im
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_resume_auto_picks_the_newest_checkpoint_of_the_style(tmp_path, tiny_photos, style_image):
     first = tiny_config(tmp_path, tiny_photos, style_image, steps=2)
     train(first, logger=NullLogger())
@@ -136,6 +139,7 @@ def test_compiled_training_follows_the_eager_loss_curve(tmp_path, tiny_photos, s
     model_from_checkpoint(load_checkpoint(compiled.checkpoint))  # the compiled run saves plain weights
 
 
+@pytest.mark.slow
 def test_channels_last_and_bf16_training_track_fp32(tmp_path, tiny_photos, style_image):
     """channels_last changes only the conv summation order; bf16 autocast (Grams and instance-norm
     statistics in fp32) stays within a few percent of fp32 over a short run."""
