@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 # ../shared/data next to the checkout (CI and the project's machines); FAST_STYLE_SHARED_DATA
 # points elsewhere (or at a missing folder, to try the fresh-clone behaviour without moving it).
 SHARED_DATA = Path(os.environ.get("FAST_STYLE_SHARED_DATA") or REPO.parent / "shared" / "data")
@@ -110,6 +111,20 @@ def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _fast_torch() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+# The end-to-end folders run scripts in subprocesses (each pays torch + hydra start-up) or train
+# for minutes: all of them are slow, so `python -m pytest -m "not slow"` (the inner loop) skips
+# them; elsewhere a slow test carries @pytest.mark.slow itself. CI runs everything.
+SLOW_FOLDERS = ("e2e", "quality")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:  # noqa: ARG001
+    tests = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(tests).parts
+        if parts[0] in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -16,9 +16,8 @@ from subprocess import Popen
 import pytest
 
 from fast_style.dashboard import free_port, install_assets, start_server, stop_server
+from tests.helpers import REPO
 
-
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -13,8 +13,7 @@ import pytest
 
 from fast_style.dashboard import DashboardError, assets_installed, install_assets, static_dir
 from fast_style.dashboard.assets import ASSETS, marker_path
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -91,6 +90,7 @@ def run_cli(*args: str, path: str | None = None) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_cli_is_idempotent_and_fails_in_one_line(tmp_path) -> None:
     done = run_cli("install-assets")
     assert done.returncode == 0, done.stderr
@@ -102,6 +102,7 @@ def test_cli_is_idempotent_and_fails_in_one_line(tmp_path) -> None:
     assert assets_installed()  # a failed forced run leaves the working install alone
 
 
+@pytest.mark.slow
 def test_fresh_install_from_npm_into_empty_folder(tmp_path) -> None:
     """The real download path (npm pack + extraction), into a scratch folder."""
     static = tmp_path / "static"

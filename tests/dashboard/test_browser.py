@@ -12,7 +12,7 @@ from fast_style.dashboard import VisdomLogger
 
 from .conftest import legend_names, loaded_images, save_screenshot, severe_console_errors
 
-pytestmark = [pytest.mark.browser]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ENV = "starry_night"
 

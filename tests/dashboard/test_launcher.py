@@ -8,17 +8,15 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from fast_style.dashboard import DashboardError, free_port, start_server, stop_server, wait_until_up
 from fast_style.dashboard.server import login_settings
+from tests.helpers import REPO
 
 from .conftest import wait_for
 from .test_script import port_answers
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def script_env(**extra: str) -> dict[str, str]:
@@ -26,6 +24,7 @@ def script_env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(REPO), **extra}
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_open_host_without_credentials_is_refused_in_one_line(tmp_path):
     port = free_port()
     result = subprocess.run(
@@ -45,6 +44,7 @@ def test_login_settings():
     assert flags == ["-enable_login"] and env["VISDOM_USE_ENV_CREDENTIALS"] == "1" and len(env["VISDOM_COOKIE"]) == 64
 
 
+@pytest.mark.slow
 def test_open_host_with_credentials_asks_for_a_login(tmp_path, monkeypatch):
     monkeypatch.setenv("VISDOM_USERNAME", "me")
     monkeypatch.setenv("VISDOM_PASSWORD", "secret")
@@ -59,6 +59,7 @@ def test_open_host_with_credentials_asks_for_a_login(tmp_path, monkeypatch):
         stop_server(proc)
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_server_dies_with_a_killed_launcher(tmp_path):
     port = free_port()
     log = tmp_path / "dashboard.out"

@@ -89,6 +89,7 @@ def test_closed_port_warns_once_and_never_blocks(caplog: pytest.LogCaptureFixtur
     assert len(outage_warnings(caplog)) == 1
 
 
+@pytest.mark.slow
 def test_server_killed_and_restarted_gets_full_history(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="fast_style.dashboard")
     port = free_port()

@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
+
+import pytest
 
 from fast_style.dashboard import free_port, wait_until_up
+from tests.helpers import REPO
 
 from .conftest import wait_for
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def port_answers(port: int) -> bool:
@@ -25,6 +25,7 @@ def port_answers(port: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_dashboard_script_serves_until_ctrl_c(tmp_path) -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}

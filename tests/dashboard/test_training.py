@@ -19,6 +19,7 @@ import pytest
 
 from fast_style.checkpoint import load_checkpoint
 from fast_style.dashboard import free_port, start_server, stop_server
+from tests.helpers import REPO, tiny_train_args
 
 from .conftest import (
     legend_names,
@@ -30,7 +31,6 @@ from .conftest import (
     wait_for,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 TERMS = ("content", "style", "tv", "total")
 # The line fast_style/train.py writes at every log interval, e.g.
 # "step 4  content 4873.2  style 10324  tv 28.756  total 15226  img/s 17.3" ("val step 3  ..." for val).
@@ -69,20 +69,11 @@ def train_env() -> dict[str, str]:
 
 
 def tiny_args(tmp_path: Path, photos: Path, style: Path, port: int, env: str, image_size: int = 32) -> list[str]:
-    """Like tests/integration/test_scripts.py's tiny_train_args, logging to visdom."""
+    """tests/helpers.py's tiny_train_args, logging to visdom."""
     return [
-        f"style.image={style}",
-        "style.size=48",
-        f"data.root={photos}",
+        *tiny_train_args(photos, style),
         f"data.image_size={image_size}",
-        "data.batch_size=2",
-        "data.workers=0",
-        "data.n_samples=2",
         "data.n_val=2",
-        "model.width=8",
-        "model.n_residual=1",
-        "loss_net.weights=random",
-        "device=cpu",
         "logger=visdom",
         f"logger.port={port}",
         f"logger.env={env}",
@@ -91,6 +82,7 @@ def tiny_args(tmp_path: Path, photos: Path, style: Path, port: int, env: str, im
     ]
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_training_run_lands_exactly_on_the_server(visdom_server, tmp_path, tiny_photos, style_image) -> None:
     env = unique_env("train")
     args = tiny_args(tmp_path, tiny_photos, style_image, visdom_server.port, env)
@@ -130,6 +122,7 @@ def test_training_run_lands_exactly_on_the_server(visdom_server, tmp_path, tiny_
     assert state["samples"]["content"]["caption"] == "step 6"
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_server_killed_mid_run_training_finishes_and_restart_gets_history(tmp_path, tiny_photos, style_image) -> None:
     """SIGKILL the server mid-run: one warning, exit 0, checkpoint; a restarted server gets every point."""
     port, env, steps = free_port(), unique_env("survive"), 600

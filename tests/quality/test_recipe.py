@@ -30,8 +30,8 @@ from fast_style.measure import MEASURE_SIZE, StyleScorer
 from fast_style.models import ImageTransformNet, TransformerConfig
 from fast_style.styles import load_style_tensor
 from fast_style.train import train
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 STEPS = 400
 EVAL_SIZE = MEASURE_SIZE
 MAX_STYLE_SCORE = 0.75  # at least 25 % closer to the painting than the photo

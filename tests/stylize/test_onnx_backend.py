@@ -1,0 +1,254 @@
+"""Stylizer's onnxruntime backend: the same images as eager torch for every option, a cache that
+rebuilds anything stale or corrupt, and torch fallbacks that say why in one line.
+
+Random-init tiny networks (tests/helpers.py): these check the mechanics (the export, the
+graph inputs, the cache), not style."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fast_style.checkpoint import save_checkpoint
+from fast_style.errors import ConfigError
+from fast_style.measure import stylize_frames
+from fast_style.models import TransformerConfig
+from fast_style.onnx_backend import OnnxNet, cache_key
+from fast_style.stylize import Stylizer, stylize_paths
+from tests.helpers import perturbed, run_script
+
+pytestmark = pytest.mark.slow  # ONNX exports and onnxruntime sessions, several per test
+
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+SINGLE = TransformerConfig(width=8, n_residual=1)
+MULTI = TransformerConfig(width=8, n_residual=1, n_styles=3)
+
+
+def assert_same_image(a: torch.Tensor, b: torch.Tensor, eight_bit: bool = False) -> None:
+    """The issue's bar: within 1/255 on at least 99.9 % of the values; and fp32-close overall
+    (``eight_bit``: outputs rounded to 8 bits, where fp32 noise may flip a rounding by one level)."""
+    assert a.shape == b.shape
+    diff = (a.float() - b.float()).abs()
+    assert (diff <= 1 / 255 + 1e-6).float().mean() >= 0.999, diff.max()
+    assert diff.max() < (1 / 255 + 1e-6 if eight_bit else 1e-3), diff.max()
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> Path:
+    model = perturbed(SINGLE)
+    path = tmp_path_factory.mktemp("ck") / "single.pt"
+    save_checkpoint({"model_config": model.config.to_dict(), "model": model.state_dict(), "style": "candy"}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory) -> Path:
+    model = perturbed(MULTI, seed=1)
+    path = tmp_path_factory.mktemp("ck") / "multi.pt"
+    state = {"model_config": model.config.to_dict(), "model": model.state_dict(), "style": "a+b+c",
+             "styles": ["a", "b", "c"]}
+    save_checkpoint(state, path)
+    return path
+
+
+def pair(ckpt: Path, **options) -> tuple[Stylizer, Stylizer]:
+    ort = Stylizer.from_checkpoint(ckpt, device="cpu", backend="onnxruntime", **options)
+    ref = Stylizer.from_checkpoint(ckpt, device="cpu", backend="torch", **options)
+    assert ort.backend == "onnxruntime" and ref.backend == "torch"
+    return ort, ref
+
+
+def test_auto_is_onnxruntime_on_cpu(single):
+    assert Stylizer.from_checkpoint(single, device="cpu").backend == "onnxruntime"
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"strength": 0.4}, {"preserve_color": "luminance"}, {"preserve_color": "histogram"},
+    {"strength": 0.7, "preserve_color": "luminance"},
+])
+def test_single_style_options_match_torch(single, options):
+    ort, ref = pair(single, **options)
+    for shape in [(1, 3, 64, 64), (2, 3, 37, 50), (1, 3, 8, 9), (1, 3, 5, 3)]:  # padded, odd, smallest, tiny (torch)
+        x = torch.rand(*shape)
+        assert_same_image(ort(x), ref(x))
+    photo = Image.fromarray((np.random.default_rng(0).random((30, 41, 3)) * 255).astype(np.uint8))
+    assert np.abs(np.asarray(ort(photo), np.int16) - np.asarray(ref(photo), np.int16)).max() <= 1
+
+
+@pytest.mark.parametrize("choice", [{"style": "b"}, {"style_mix": {"a": 0.6, "c": 0.4}},
+                                    {"style_mix": {"a": 1, "b": 1, "c": 1}, "strength": 0.5}])
+def test_multi_style_selection_and_mix_are_a_graph_input(multi, choice):
+    ort, ref = pair(multi, **choice)
+    x = torch.rand(2, 3, 40, 36)
+    assert_same_image(ort(x), ref(x))
+    # one export serves every style: the weights are an input, not baked into the graph
+    other = Stylizer.from_checkpoint(multi, device="cpu", backend="onnxruntime", style="a")
+    assert other._onnx.path == ort._onnx.path and not other._onnx.exported
+    assert (other(x) - ort(x)).abs().max() > 1e-3
+
+
+def test_tiles_run_on_torch_with_one_line_and_match(single, caplog):
+    ort, ref = pair(single, tile_size=64)
+    x = torch.rand(1, 3, 150, 90)
+    with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
+        out = ort(x)
+        ort(x)
+    lines = [r.message for r in caplog.records if "tile_size=64" in r.message]
+    assert len(lines) == 1 and "torch" in lines[0]
+    assert_same_image(out, ref(x))
+    small = torch.rand(1, 3, 40, 60)  # under tile_size: whole image through onnxruntime
+    assert_same_image(ort(small), ref(small))
+
+
+def test_folder_outputs_match_torch(single, tiny_photos, tmp_path):
+    ort, ref = pair(single)
+    a, errors_a = stylize_paths(ort, tiny_photos, tmp_path / "ort", progress=False)
+    b, errors_b = stylize_paths(ref, tiny_photos, tmp_path / "torch", progress=False)
+    assert not errors_a and not errors_b and len(a) == len(b) == 6
+    for pa, pb in zip(a, b):  # 8-bit files: fp32 noise may flip a rounding, never by more than a level
+        ia, ib = (np.asarray(Image.open(p), np.int16) for p in (pa, pb))
+        assert ia.shape == ib.shape and np.abs(ia - ib).max() <= 1 and (ia != ib).mean() <= 0.01
+
+
+def test_video_frames_match_and_smoothing_falls_back_with_one_line(multi, caplog):
+    ort, ref = pair(multi, style="c")
+    clip = torch.rand(6, 3, 24, 32)
+    assert_same_image(stylize_frames(ort, clip), stylize_frames(ref, clip), eight_bit=True)
+    with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
+        smoothed = stylize_frames(ort, clip, temporal_smoothing=0.8, batch_size=2)
+    assert sum("temporal_smoothing runs on torch" in r.message for r in caplog.records) == 1
+    assert_same_image(smoothed, stylize_frames(ref, clip, temporal_smoothing=0.8, batch_size=2), eight_bit=True)
+
+
+def test_fallbacks_say_why_in_one_line(single, caplog, monkeypatch):
+    with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
+        compiled = Stylizer.from_checkpoint(single, device="cpu", compile=True)
+    assert compiled.backend == "torch"
+    assert [r.message for r in caplog.records] == ["backend=auto: compile=true is torch.compile, so the network runs on torch"]
+    caplog.clear()
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
+        plain = Stylizer.from_checkpoint(single, device="cpu", backend="onnxruntime")
+    assert plain.backend == "torch" and len(caplog.records) == 1
+    assert "onnxruntime is not installed" in caplog.records[0].message
+    x = torch.rand(1, 3, 20, 20)
+    assert_same_image(plain(x), Stylizer.from_checkpoint(single, device="cpu", backend="torch")(x))
+    # torch chosen on purpose: no line
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert Stylizer.from_checkpoint(single, device="cpu", backend="torch").backend == "torch"
+    assert not caplog.records
+    with pytest.raises(ConfigError, match="backend='tensorrt': choose auto, torch, onnxruntime"):
+        Stylizer.from_checkpoint(single, device="cpu", backend="tensorrt")
+
+
+def test_export_failure_falls_back_to_torch(tmp_path, monkeypatch, caplog):
+    import fast_style.export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operator aten::foo\nmore detail")
+
+    monkeypatch.setattr(fast_style.export, "onnx_bytes", broken)
+    monkeypatch.setenv("FAST_STYLE_ONNX_CACHE", str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
+        s = Stylizer(perturbed(SINGLE, seed=5), device="cpu")
+    assert s.backend == "torch"
+    assert [r.message for r in caplog.records] == [
+        "backend=auto: ONNX export failed (unsupported operator aten::foo); the network runs on torch"]
+
+
+def test_cache_is_keyed_by_content_and_rebuilds_corrupt_entries(tmp_path, caplog, monkeypatch):
+    import fast_style.export
+    from fast_style.onnx_backend import model_digest
+
+    # the exporter runs for real once per network; rebuilds of the same network reuse its bytes
+    # (an export costs ~10 s here), so what is tested is the cache's logic, every path of it
+    real, memo = fast_style.export.onnx_bytes, {}
+
+    def export_once(m, *args, **kwargs):
+        if model_digest(m) not in memo:
+            memo[model_digest(m)] = real(m, *args, **kwargs)
+        return memo[model_digest(m)]
+
+    monkeypatch.setattr(fast_style.export, "onnx_bytes", export_once)
+    cache = tmp_path / "cache"
+    model = perturbed(SINGLE, seed=7)
+    first = OnnxNet(model, cache)
+    assert first.exported and first.path.exists() and first.path.with_suffix(".json").exists()
+    again = OnnxNet(model, cache)
+    assert not again.exported and again.path == first.path  # cached: no second export
+
+    changed = perturbed(SINGLE, seed=7)
+    with torch.no_grad():
+        changed.decoder[2][1].bias.add_(0.5)  # "retrained": one tensor differs
+    assert cache_key(changed) != cache_key(model)
+    fresh = OnnxNet(changed, cache)
+    assert fresh.exported and fresh.path != first.path
+    x = torch.rand(1, 3, 33, 29)
+    assert_same_image(fresh(x), changed.stylize(x))
+
+    # corrupt bytes (hash mismatch) -> rebuilt, with one line saying so
+    data = bytearray(first.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    first.path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="fast_style.onnx_backend"):
+        rebuilt = OnnxNet(model, cache)
+    assert rebuilt.exported and "hash does not match" in caplog.text
+    assert_same_image(rebuilt(x), model.stylize(x))
+    import hashlib
+
+    assert json.loads(first.path.with_suffix(".json").read_text())["sha256"] == hashlib.sha256(first.path.read_bytes()).hexdigest()
+
+    # a file whose record matches but that onnxruntime refuses (a forged/foreign entry) -> rebuilt
+    first.path.write_bytes(b"not an onnx model")
+    first.path.with_suffix(".json").write_text(json.dumps({"sha256": hashlib.sha256(b"not an onnx model").hexdigest()}))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fast_style.onnx_backend"):
+        reloaded = OnnxNet(model, cache)
+    assert reloaded.exported and "onnxruntime cannot load it" in caplog.text
+    assert_same_image(reloaded(x), model.stylize(x))
+
+    # a missing record (crash between the two writes) -> rebuilt
+    first.path.with_suffix(".json").unlink()
+    assert OnnxNet(model, cache).exported
+
+
+def test_export_is_one_self_contained_file(single, _onnx_cache):
+    s = Stylizer.from_checkpoint(single, device="cpu", backend="onnxruntime")
+    import onnx
+
+    proto = onnx.load(str(s._onnx.path), load_external_data=False)
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+    assert [i.name for i in proto.graph.input] == ["image"]
+    dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))  # dynamic N, H, W
+    assert {p.name for p in s._onnx.path.parent.iterdir()} >= {s._onnx.path.name, s._onnx.path.stem + ".json"}
+
+
+def test_script_backend_option(single, tmp_path):
+    photo = tmp_path / "p.png"
+    Image.fromarray((np.random.default_rng(1).random((24, 30, 3)) * 255).astype(np.uint8)).save(photo)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return run_script("stylize.py", f"ckpt={single}", f"input={photo}", *args, cwd=tmp_path, timeout=300)
+
+    outs = {}
+    for backend in ("onnxruntime", "torch"):
+        r = run(f"backend={backend}", f"output={tmp_path / backend}.png")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.stdout.strip() == str(tmp_path / f"{backend}.png")  # stdout: the written paths only
+        outs[backend] = np.asarray(Image.open(tmp_path / f"{backend}.png"), np.int16)
+    assert np.abs(outs["onnxruntime"] - outs["torch"]).max() <= 1
+    bad = run("backend=tvm")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == ["error: backend='tvm': choose auto, torch, onnxruntime"]
