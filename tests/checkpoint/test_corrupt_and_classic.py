@@ -94,7 +94,8 @@ def test_converted_classic_net_paints_the_same_picture(width, n_residual):
     assert "res1.in1.weight" in sd and "deconv3.conv2d.bias" in sd  # the classic names
     sd["in1.running_mean"] = torch.zeros(width)  # PyTorch < 0.4 files carry these; ignored
     state = convert_classic_state_dict(sd, style="udnie")
-    assert state["model_config"] == {"width": width, "n_residual": n_residual, "n_styles": 1} and state["style"] == "udnie"
+    assert state["model_config"] == {"width": width, "n_residual": n_residual, "n_styles": 1}
+    assert state["style"] == "udnie"
     ours = model_from_checkpoint(state)
     x = torch.rand(2, 3, 36, 44)
     with torch.no_grad():
@@ -141,7 +142,8 @@ def test_stylize_refuses_unloadable_checkpoints_in_one_line(tmp_path, capsys):
     cases["newer"] = tmp_path / "newer.pt"
     torch.save({"format": "fast-style-checkpoint", "version": 99, "model_config": {}, "model": {}}, cases["newer"])
     cases["other_config"] = tmp_path / "other.pt"
-    save_checkpoint({"model_config": {"width": 16, "n_residual": 1}, "model": model.state_dict()}, cases["other_config"])
+    save_checkpoint({"model_config": {"width": 16, "n_residual": 1}, "model": model.state_dict()},
+                    cases["other_config"])
     expected = {"text": "not a readable", "classic": "classic TransformerNet", "truncated": "not a readable",
                 "newer": "newer than", "other_config": "do not match"}
     for name, path in cases.items():  # in-process: the same code path as the script, minus startup

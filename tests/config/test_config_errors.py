@@ -29,7 +29,8 @@ def refused(run_dir, monkeypatch, capsys, *overrides: str) -> str:
     [
         (["style=nonexistent"], "Could not find 'style/nonexistent'; Available options in 'style': candy"),
         (["trainer.bogus=1"], "Could not override 'trainer.bogus'"),
-        (["style.image=/nonexistent/painting.jpg", "data.root=/nonexistent"], "style.image=/nonexistent/painting.jpg: no such file"),
+        (["style.image=/nonexistent/painting.jpg", "data.root=/nonexistent"],
+         "style.image=/nonexistent/painting.jpg: no such file"),
     ],
 )
 def test_train_script_config_errors_are_one_line(tmp_path, args, message, monkeypatch, capsys):
@@ -71,8 +72,8 @@ def test_bad_values_fail_before_training(tmp_path, section, key, value, match):
 
 
 def test_negative_loss_weight_is_refused(tmp_path, monkeypatch, capsys):
-    stderr = refused(tmp_path / "run", monkeypatch, capsys, "loss.style_weight=-1", f"style.image={style_file(tmp_path)}",
-                     f"data.root={tmp_path}", "logger=none")
+    stderr = refused(tmp_path / "run", monkeypatch, capsys, "loss.style_weight=-1",
+                     f"style.image={style_file(tmp_path)}", f"data.root={tmp_path}", "logger=none")
     assert stderr == "error: loss.style_weight must be a number >= 0, got -1\n"
 
 

@@ -61,7 +61,9 @@ def test_dashboard_renders_losses_and_images(visdom_server, browser) -> None:
         lambda d: d.execute_script("return document.querySelectorAll('.js-plotly-plot').length") >= 3
         and loaded_images(d) >= 2
     )
-    traces = browser.execute_script("return document.querySelectorAll('.js-plotly-plot g.trace.scatter path.js-line').length")
+    traces = browser.execute_script(
+        "return document.querySelectorAll('.js-plotly-plot g.trace.scatter path.js-line').length"
+    )
     assert traces >= 8
     time.sleep(1.0)  # let plotly finish its transitions before the screenshot
 

@@ -64,7 +64,12 @@ def test_readme_config_keys_exist():
 
     cfg = TrainConfig()
     table = (REPO / "README.md").read_text().split("| key | default | meaning |")[1].split("\n\n")[0]
-    keys = [k for row in table.splitlines() if row.startswith("| `") for k in re.findall(r"`([a-z_]+(?:\.[a-z_]+)*)`", re.sub(r"\([^)]*\)", "", row.split("|")[1]))]
+    keys = [
+        k
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for k in re.findall(r"`([a-z_]+(?:\.[a-z_]+)*)`", re.sub(r"\([^)]*\)", "", row.split("|")[1]))
+    ]
     assert "trainer.ckpt_every" in keys
     for key in keys:
         node = cfg

@@ -161,10 +161,13 @@ FIXTURES: dict[str, Callable[[Path], None]] = {
 
 def _shipped_names_missing(command: str, root: Path) -> list[str]:
     names = re.findall(r"\bckpt=([A-Za-z0-9_+-]+)(?=\s|$)", command)
-    return [n for n in names if not (root / n).exists() and not (root / "fast_style" / "pretrained" / f"{n}.pt").is_file()]
+    return [n for n in names
+            if not (root / n).exists() and not (root / "fast_style" / "pretrained" / f"{n}.pt").is_file()]
 
 
-def run_readme(readme: Path, root: Path, timeout: float = float(os.environ.get("FAST_STYLE_README_TIMEOUT", 900))) -> tuple[list[tuple[str, float]], list[str]]:
+def run_readme(
+    readme: Path, root: Path, timeout: float = float(os.environ.get("FAST_STYLE_README_TIMEOUT", 900))
+) -> tuple[list[tuple[str, float]], list[str]]:
     """Run the README's runnable commands in ``root`` (a copy of the repository); returns the
     commands run with their times, and those left out because a shipped network is missing.
     ``timeout`` is per command (generous: a shared, busy CPU slows a 2-step training to minutes).

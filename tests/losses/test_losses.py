@@ -100,6 +100,7 @@ def test_normalized_loss_does_not_depend_on_the_feature_scale():
             terms[normalize, k] = crit(output, content)
     net.feature_scale = 1.0
     for name in ("content", "style"):
-        assert getattr(terms[True, 50.0], name).item() == pytest.approx(getattr(terms[True, 1.0], name).item(), rel=1e-3)
+        scaled, unscaled = getattr(terms[True, 50.0], name).item(), getattr(terms[True, 1.0], name).item()
+        assert scaled == pytest.approx(unscaled, rel=1e-3)
     assert terms[False, 50.0].content.item() == pytest.approx(2500 * terms[False, 1.0].content.item(), rel=1e-3)
     assert terms[False, 50.0].style.item() == pytest.approx(50.0**4 * terms[False, 1.0].style.item(), rel=1e-3)

@@ -70,7 +70,8 @@ def loss_net():
 
 
 def optimized(loss_net, photo: Image.Image, style: torch.Tensor, mode: str | None) -> torch.Tensor:
-    cfg = LossConfig(content_weight=1e4, style_weight=6.5e7, tv_weight=1e2, normalize=False,  # 10x Gatys': colour moves sooner
+    # 10x Gatys' style weight: colour moves sooner
+    cfg = LossConfig(content_weight=1e4, style_weight=6.5e7, tv_weight=1e2, normalize=False,
                      content_layer=GATYS_CONTENT_LAYER, style_layers=GATYS_STYLE_LAYERS)
     style = color_preserving_style(style, to_tensor(photo), mode)
     criterion = build_criterion(loss_net, style, cfg)

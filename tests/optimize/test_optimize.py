@@ -72,9 +72,11 @@ def test_lbfgs_decreases_the_loss_monotonically(photos_val, style_image, caffe_n
 
 def test_adam_also_lowers_the_loss(photos_val, style_image, caffe_net) -> None:
     photo = _photo(photos_val, 32)
-    cfg = LossConfig(content_layer=GATYS_CONTENT_LAYER, style_layers=GATYS_STYLE_LAYERS, style_weight=6.5e6, normalize=False)
+    cfg = LossConfig(content_layer=GATYS_CONTENT_LAYER, style_layers=GATYS_STYLE_LAYERS, style_weight=6.5e6,
+                     normalize=False)
     criterion = build_criterion(caffe_net, load_style_tensor(style_image, 64), cfg)
-    result = optimize_image(criterion, photo, initial_image("noise", photo), optimizer="adam", max_iter=10, progress=False)
+    result = optimize_image(criterion, photo, initial_image("noise", photo), optimizer="adam", max_iter=10,
+                            progress=False)
     assert result.history[-1]["total"] < result.history[0]["total"]
 
 

@@ -135,7 +135,9 @@ def test_fallbacks_say_why_in_one_line(single, caplog, monkeypatch):
     with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
         compiled = Stylizer.from_checkpoint(single, device="cpu", compile=True)
     assert compiled.backend == "torch"
-    assert [r.message for r in caplog.records] == ["backend=auto: compile=true is torch.compile, so the network runs on torch"]
+    assert [r.message for r in caplog.records] == [
+        "backend=auto: compile=true is torch.compile, so the network runs on torch"
+    ]
     caplog.clear()
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
     with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
@@ -208,7 +210,8 @@ def test_cache_is_keyed_by_content_and_rebuilds_corrupt_entries(tmp_path, caplog
     assert_same_image(rebuilt(x), model.stylize(x))
     import hashlib
 
-    assert json.loads(first.path.with_suffix(".json").read_text())["sha256"] == hashlib.sha256(first.path.read_bytes()).hexdigest()
+    record = json.loads(first.path.with_suffix(".json").read_text())
+    assert record["sha256"] == hashlib.sha256(first.path.read_bytes()).hexdigest()
 
     # a file whose record matches but that onnxruntime refuses (a forged/foreign entry) -> rebuilt
     first.path.write_bytes(b"not an onnx model")
@@ -251,4 +254,5 @@ def test_script_backend_option(single, tmp_path):
         outs[backend] = np.asarray(Image.open(tmp_path / f"{backend}.png"), np.int16)
     assert np.abs(outs["onnxruntime"] - outs["torch"]).max() <= 1
     bad = run("backend=tvm")
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == ["error: backend='tvm': choose auto, torch, onnxruntime"]
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["error: backend='tvm': choose auto, torch, onnxruntime"]

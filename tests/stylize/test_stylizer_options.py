@@ -80,9 +80,10 @@ def test_compiled_stylizer_matches_eager_and_really_compiles(multi):
     compiled = Stylizer.from_checkpoint(multi, compile=True, **options)
     x = torch.rand(2, 3, 37, 50, generator=torch.Generator().manual_seed(1))
     expected = eager(x)
-    torch.testing.assert_close(compiled(x), expected, atol=1e-4, rtol=0)  # fused kernels round differently; 1/255 is 4e-3
+    # fused kernels round differently; 1/255 is 4e-3
+    torch.testing.assert_close(compiled(x), expected, atol=1e-4, rtol=0)
     with torch.inference_mode():
-        torch.testing.assert_close(compiled.stylize_batch(x.clone()), expected, atol=1e-4, rtol=0)  # fused kernels round differently; 1/255 is 4e-3
+        torch.testing.assert_close(compiled.stylize_batch(x.clone()), expected, atol=1e-4, rtol=0)
     assert counters["stats"]["unique_graphs"] >= 1
     assert not counters["graph_break"], dict(counters["graph_break"])
 

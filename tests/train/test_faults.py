@@ -22,7 +22,9 @@ from fast_style.train import train
 from tests.helpers import good_photos, tiny_config
 
 
-def inject_nan(monkeypatch: pytest.MonkeyPatch, at_calls: set[int] | None = None, from_call: int | None = None) -> list[int]:
+def inject_nan(
+    monkeypatch: pytest.MonkeyPatch, at_calls: set[int] | None = None, from_call: int | None = None
+) -> list[int]:
     """Make the training loss NaN on the given forward calls (1-based), like a real divergence:
     NaN gradients turn the weights NaN after the optimizer step."""
     calls: list[int] = []

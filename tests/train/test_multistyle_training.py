@@ -90,7 +90,8 @@ def test_one_hot_style_mix_reproduces_the_single_style(two_styles):
     _, result = two_styles
     x = torch.rand(3, 32, 40)
     one = Stylizer.from_checkpoint(result.checkpoint, device="cpu", style="the_scream")(x)
-    mix = Stylizer.from_checkpoint(result.checkpoint, device="cpu", style_mix={"starry_night": 0.0, "the_scream": 1.0})(x)
+    mix = Stylizer.from_checkpoint(result.checkpoint, device="cpu",
+                                   style_mix={"starry_night": 0.0, "the_scream": 1.0})(x)
     other = Stylizer.from_checkpoint(result.checkpoint, device="cpu", style="starry_night")(x)
     assert torch.equal(one, mix) and not torch.allclose(one, other, atol=1e-4)
 
