@@ -47,6 +47,13 @@ def style_file(folder: Path) -> Path:
     return path
 
 
+# trainer.compile=false in every tiny run: with the default ``auto`` a long run (the stop/resume
+# tests train with trainer.steps=100000 until a signal) compiles first, and the cold compile
+# (268 s measured on a loaded 2-core machine) outlasts the tests' waits for the first steps.
+# Only tests about compiling (tests/train/test_compile_auto.py, test_train.py's compiled run) compile.
+TINY_RUNS_STAY_EAGER = "trainer.compile=false"
+
+
 def tiny_config(
     tmp_path: Path, photos: Path, steps: int = 4, style: Path | None = None, **trainer: object
 ) -> TrainConfig:
@@ -71,6 +78,7 @@ def tiny_config(
     cfg.trainer.sample_every = 1000
     cfg.trainer.val_every = 1000
     cfg.trainer.ckpt_every = 1
+    cfg.trainer.compile = False  # see TINY_RUNS_STAY_EAGER; compile tests pass compile=True
     for k, v in trainer.items():
         setattr(cfg.trainer, k, v)
     cfg.run_dir = str(tmp_path / "runs" / "starry_night-1")
@@ -86,7 +94,7 @@ def tiny_train_args(photos: Path, style: Path, steps: int = 3) -> list[str]:
         f"style.image={style}", "style.size=48", f"data.root={photos}", "data.image_size=32",
         "data.batch_size=2", "data.workers=0", "data.n_samples=2", "model.width=8", "model.n_residual=1",
         "loss_net.weights=random", f"trainer.steps={steps}", "trainer.log_every=1",
-        "trainer.sample_every=1000", "logger=none", "device=cpu",
+        "trainer.sample_every=1000", "logger=none", "device=cpu", TINY_RUNS_STAY_EAGER,
     ]
 
 
