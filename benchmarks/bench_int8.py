@@ -1,0 +1,130 @@
+"""Is int8 ONNX Runtime worth a ``precision=int8`` option on this CPU? (issue 15, item 3)
+
+    python benchmarks/bench_int8.py --ckpt starry_night --size 1024 --photos ../shared/data/photos_val
+
+Exports the checkpoint as the onnxruntime backend does (fast_style.export.onnx_bytes, clamped),
+then quantises it with onnxruntime.quantization two ways: dynamic (weights int8, activations
+quantised per call) and static QDQ (weights and activations int8, activation ranges calibrated
+on ``--calib`` photos). Prints, per variant: median seconds for one ``--size`` square image
+(same session options as the backend, warm-up excluded), the speed-up over fp32, PSNR of the
+output against fp32 on ``--n`` held-out photos, and the change of the independent style score
+(fast_style.measure, vgg19_caffe). Nothing here is used by the library; it decides whether the
+option is built. Results: docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
+from fast_style.export import onnx_bytes
+from fast_style.images import load_image, resize_long_side, to_tensor
+from fast_style.measure import MEASURE_SIZE, StyleScorer, psnr
+from fast_style.onnx_backend import OPSET, session_options
+from fast_style.photos import list_images
+from fast_style.styles import load_style_tensor, stored_style_image
+
+
+def session(path: Path):  # noqa: ANN201 - onnxruntime is imported lazily
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+
+
+def run(sess, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    name = sess.get_inputs()[0].name
+    return torch.from_numpy(sess.run(None, {name: x.contiguous().numpy()})[0])
+
+
+def timed(sess, x: torch.Tensor, repeats: int) -> float:  # noqa: ANN001
+    run(sess, x)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run(sess, x)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def quantise(fp32: Path, out_dir: Path, calib: list[torch.Tensor]) -> dict[str, Path]:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = out_dir / "pre.onnx"
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    variants = {}
+    dynamic = out_dir / "dynamic.onnx"
+    quantize_dynamic(str(pre), str(dynamic), weight_type=QuantType.QInt8)
+    variants["int8 dynamic"] = dynamic
+
+    name = session(fp32).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{name: x.numpy()} for x in calib])
+
+        def get_next(self):  # noqa: ANN202
+            return next(self.items, None)
+
+    static = out_dir / "static.onnx"
+    quantize_static(str(pre), str(static), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    variants["int8 static (QDQ)"] = static
+    return variants
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", default="starry_night", help="checkpoint path or shipped name")
+    p.add_argument("--photos", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/photos_val"))
+    p.add_argument("--size", type=int, default=1024, help="side of the timed square image")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--n", type=int, default=4, help="held-out photos for PSNR and style score")
+    p.add_argument("--calib", type=int, default=8, help="calibration photos (static quantisation)")
+    args = p.parse_args()
+
+    state = load_checkpoint(args.ckpt)
+    model = model_from_checkpoint(state).eval()
+    paths = sorted(list_images(Path(args.photos)))
+    photos = [to_tensor(resize_long_side(load_image(q), MEASURE_SIZE)).unsqueeze(0) for q in paths[:args.n]]
+    calib = [to_tensor(resize_long_side(load_image(q), 256)).unsqueeze(0) for q in paths[-args.calib:]]
+    scorer = StyleScorer(load_style_tensor(stored_style_image(state["config"]["style"]), MEASURE_SIZE))
+    x = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        fp32.write_bytes(onnx_bytes(model, OPSET, clamp=True))
+        paths_by_name = {"fp32": fp32, **quantise(fp32, Path(tmp), calib)}
+        base = session(fp32)
+        base_out = [run(base, ph) for ph in photos]
+        base_score = scorer.score_many(base_out, photos)
+        base_s = timed(base, x, args.repeats)
+        print(f"{args.ckpt}: {args.size}x{args.size}, {torch.get_num_threads()} threads, "
+              f"PSNR/style score on {len(photos)} photos at {MEASURE_SIZE} px")
+        print("| variant | seconds | speed-up | PSNR vs fp32 (dB) | style score | content change |")
+        print("|---|---|---|---|---|---|")
+        for label, path in paths_by_name.items():
+            sess = base if label == "fp32" else session(path)
+            secs = base_s if label == "fp32" else timed(sess, x, args.repeats)
+            outs = base_out if label == "fp32" else [run(sess, ph) for ph in photos]
+            score = scorer.score_many(outs, photos)
+            quality = float(np.mean([psnr(o, b) for o, b in zip(outs, base_out)])) if label != "fp32" else float("inf")
+            print(f"| {label} | {secs:.3f} | {base_s / secs:.2f}x | {quality:.1f} | {score.style:.3f} "
+                  f"(fp32 {base_score.style:.3f}) | {score.content:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
