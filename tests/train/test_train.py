@@ -146,14 +146,24 @@ def test_channels_last_and_bf16_training_track_fp32(tmp_path, tiny_photos, style
     # classic raw-MSE loss, whose smooth tiny-run trajectory these tolerances were measured on
     # (the normalised one divides by per-batch statistics: bf16 moves single steps up to ~35 %
     # there with the same 0.7 % mean drift)
-    def run(name: str, **trainer) -> torch.Tensor:
-        cfg = tiny_config(tmp_path / name, tiny_photos, style_image, steps=8, lr=1e-3, **trainer)
+    def run(name: str, steps: int = 8, **trainer) -> torch.Tensor:
+        cfg = tiny_config(tmp_path / name, tiny_photos, style_image, steps=steps, lr=1e-3, **trainer)
         cfg.loss.normalize, cfg.loss.content_weight, cfg.loss.style_weight = False, 1e5, 1e6
         return _totals(train(cfg, logger=NullLogger()))
 
     base = run("f")
-    cl = run("cl", channels_last=True)
-    torch.testing.assert_close(cl, base, rtol=1e-3, atol=0)
+    # channels_last, compared over the first 3 steps (no lr schedule: a 3-step run is the first 3
+    # steps of the 8-step one). Measured on this run (2-core CPU, torch 2.14): on the same weights
+    # and batch, channels_last's loss is within 7e-7 and its gradients within ~1e-6 of the
+    # contiguous ones at every step (float64: 1e-15), so it computes the same function. But even
+    # this smooth run amplifies rounding: steps 2 and 4 sit near kinks where the fp32 gradient is
+    # only good to ~2e-4 whatever the memory format, and Adam scales every element to ~lr, so by
+    # step 8 any rounding change is ~1 % away. The contiguous run with 1 thread instead of 2 (only
+    # the summation order changes, no channels_last) is 0.46 % off at step 5 and 1.3 % at step 8,
+    # as channels_last is. Over steps 1-3 all four variants (1 or 2 threads, either format) stayed
+    # within 2.3e-5 of each other: rtol 1e-4 leaves 4x margin, and a layout bug is O(1) at step 1.
+    cl = run("cl", steps=3, channels_last=True)
+    torch.testing.assert_close(cl, base[:3], rtol=1e-4, atol=0)
     bf16 = run("b", amp="bf16")
     # per step, rounding reorders this tiny noisy problem's trajectory a little (up to ~11 %
     # here; ~3 % on real photos), the curve as a whole must match
