@@ -31,7 +31,8 @@ def run(args: argparse.Namespace, batch: int, rule: str, out: Path) -> tuple[flo
     cfg.data.image_size, cfg.data.batch_size, cfg.data.workers, cfg.data.n_val = args.size, batch, 1, 16
     cfg.model.width = args.width
     cfg.loss_net.name = "vgg19_caffe"
-    cfg.loss.style_weight = 1e7  # configs/style/*.yaml's vgg19_caffe weight
+    # cfg.loss: the library defaults (the normalised recipe, style weight losses.STYLE_WEIGHT, which
+    # configs/style/*.yaml also give), as scripts/train.py style=starry_night loss_net=vgg19_caffe trains
     cfg.device = args.device
     steps = args.images // batch
     cfg.trainer.steps, cfg.trainer.lr, cfg.trainer.lr_scaling = steps, args.lr, rule

@@ -6,8 +6,7 @@ land there, never in the checkout), with an empty style cache and no ../shared, 
 fresh clone. Only these changes are made (REWRITES), to keep runs short:
 
 - ``trainer.steps=N`` -> ``trainer.steps=2``;
-- ``max_iter=N`` -> ``max_iter=2``; an ``optimize.py`` command without it gets ``max_iter=2``
-  (``reconstruct.max_iter=2`` with ``mode=reconstruct``);
+- ``max_iter=N`` -> ``max_iter=2``; an ``optimize.py`` command without it gets ``max_iter=2``;
 - ``optimize.py``: ``size=64`` appended and ``scales=[...]`` -> ``scales=[48,64]`` (L-BFGS at
   256 px takes minutes per iteration on a busy 2-core CPU);
 - ``evaluate.py``: ``n=N`` -> ``n=2``, ``iters=[...]`` -> ``iters=[2]``, ``size=64`` appended.
@@ -58,8 +57,7 @@ SKIPS: list[tuple[str, str]] = [
 REWRITES: list[tuple[str, Callable[[str], str]]] = [
     (r"\btrainer\.steps=\d+", lambda c: re.sub(r"\btrainer\.steps=\d+", "trainer.steps=2", c)),
     (r"(?<![.\w])max_iter=\d+", lambda c: re.sub(r"(?<![.\w])max_iter=\d+", "max_iter=2", c)),
-    (r"scripts/optimize\.py(?!.*(?<![.\w])max_iter=)(?!.*mode=reconstruct)", lambda c: _append(c, "max_iter=2")),
-    (r"scripts/optimize\.py.*mode=reconstruct", lambda c: _append(c, "reconstruct.max_iter=2")),
+    (r"scripts/optimize\.py(?!.*(?<![.\w])max_iter=)", lambda c: _append(c, "max_iter=2")),
     (r"scripts/optimize\.py", lambda c: _append(re.sub(r"\bscales=\[[\d,]+\]", "scales=[48,64]", c), "size=64")),
     (r"scripts/evaluate\.py",
      lambda c: _append(re.sub(r"\biters=\[[\d,]+\]", "iters=[2]", re.sub(r"\bn=\d+", "n=2", c)), "size=64")),
@@ -100,7 +98,6 @@ def test_rewrites_and_skips_do_what_the_docstring_says():
         "python scripts/optimize.py input=photo.jpg max_iter=2 size=64   # note")
     assert plan("python scripts/optimize.py input=p.jpg max_iter=50 scales=[256,512]")[0] == (
         "python scripts/optimize.py input=p.jpg max_iter=2 scales=[48,64] size=64")
-    assert plan("python scripts/optimize.py mode=reconstruct input=p.jpg")[0].endswith("reconstruct.max_iter=2 size=64")
     assert plan("python scripts/evaluate.py ckpt=a.pt photos=sample n=8 iters=[50,100,300]")[0] == (
         "python scripts/evaluate.py ckpt=a.pt photos=sample n=2 iters=[2] size=64")
     assert plan("python scripts/train.py style=candy data.root=$PWD/train2014")[0] is None
