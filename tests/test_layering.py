@@ -7,7 +7,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "fast_style"
+from tests.helpers import REPO
+
+PACKAGE = REPO / "fast_style"
 
 
 def module_name(path: Path) -> str:
@@ -38,6 +40,8 @@ def import_graph() -> dict[str, set[str]]:
         edges = imports_of(path, modules) - {name}
         # a module importing its own package (fast_style.x -> fast_style) only runs __init__
         graph[name] = {m for m in edges if not name.startswith(m + ".")}
+    # an empty graph would pass every check here (it did, at a wrong PACKAGE path, after a move)
+    assert {"fast_style.train", "fast_style.stylize", "fast_style.config"} <= set(graph), PACKAGE
     return graph
 
 
