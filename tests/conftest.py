@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import REPO
+from tests.helpers import REPO, gradient_photo
 
 # ../shared/data next to the checkout (CI and the project's machines); FAST_STYLE_SHARED_DATA
 # points elsewhere (or at a missing folder, to try the fresh-clone behaviour without moving it).
@@ -90,11 +90,7 @@ def tiny_photos(tmp_path: Path) -> Path:
     for i in range(6):
         sub = root / ("a" if i % 2 else "b")
         sub.mkdir(parents=True, exist_ok=True)
-        h, w = 40 + 4 * i, 52 - 2 * i
-        yy, xx = np.mgrid[0:h, 0:w]
-        base = np.stack([xx / w, yy / h, (xx + yy) / (w + h)], -1) * 200
-        img = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(sub / f"img{i}.{'png' if i % 3 == 0 else 'jpg'}")
+        Image.fromarray(gradient_photo(i, rng)).save(sub / f"img{i}.{'png' if i % 3 == 0 else 'jpg'}")
     return root
 
 

@@ -31,12 +31,16 @@ def good_photos(folder: Path, n: int = 6, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for i in range(n):
-        h, w = 40 + 4 * i, 52 - 2 * i
-        yy, xx = np.mgrid[0:h, 0:w]
-        base = np.stack([xx / w, yy / h, (xx + yy) / (w + h)], -1) * 200
-        img = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(folder / f"good{i}.{'png' if i % 2 else 'jpg'}")
+        Image.fromarray(gradient_photo(i, rng)).save(folder / f"good{i}.{'png' if i % 2 else 'jpg'}")
     return folder
+
+
+def gradient_photo(i: int, rng: np.random.Generator) -> np.ndarray:
+    """The ``i``-th small test photo: a colour gradient plus noise, (40 + 4i) x (52 - 2i), uint8 HWC."""
+    h, w = 40 + 4 * i, 52 - 2 * i
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx / w, yy / h, (xx + yy) / (w + h)], -1) * 200
+    return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
 
 
 def style_file(folder: Path) -> Path:
