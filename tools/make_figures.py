@@ -238,14 +238,16 @@ def quality_curve(ckpts: list[Path], photos: Path, n: int, out: Path, style_imag
     printed as a markdown table, and a grid: two photos, one column per checkpoint."""
     paths = list_images(photos)[:n]
     xs = [load_batch(p, size).to(device) for p in paths]
-    scorer, rows, labels = None, [[x[0] for x in xs[:2]]], ["photo"]
+    scorers: dict[Path, StyleScorer] = {}  # one per painting: each checkpoint is scored against its own
+    rows, labels = [[x[0] for x in xs[:2]]], ["photo"]
     print("| checkpoint | step | style score | content change | per layer (relu1_1..relu5_1) |\n|---|---|---|---|---|")
     for ckpt in ckpts:
         stylizer = Stylizer.from_checkpoint(ckpt, device=device)
         state = load_checkpoint(ckpt)
-        if scorer is None:
-            painting = stored_style_image(state["config"]["style"], style_image)
-            scorer = StyleScorer(load_style_tensor(painting, MEASURE_SIZE), device=device)
+        painting = stored_style_image(state["config"]["style"], style_image)
+        if painting not in scorers:
+            scorers[painting] = StyleScorer(load_style_tensor(painting, MEASURE_SIZE), device=device)
+        scorer = scorers[painting]
         ys = [stylizer(x) for x in xs]
         score = scorer.score_many(ys, xs)
         print(f"| {ckpt.name} | {state.get('step')} | {score.style:.3f} | {score.content:.3f} | "
