@@ -11,11 +11,13 @@ under no_grad. fast-style = the library's defaults: polyphase upsample-conv deco
 (fast_style.models.transformer.upsample_conv), PerceptualLoss (input run only up to the content
 layer, style Grams precomputed), inference_mode; with --compile also torch.compile (compile time
 printed separately, never inside the timings); on the CPU also the onnxruntime backend (Stylizer's
-default there: the cached export of fast_style.onnx_backend, export time printed separately).
+default there: the cached export of fast_style.onnx_backend, export time printed separately) and
+its opt-in ``precision=int8`` graph.
 Warm-up excluded, CUDA synchronised, median of repeats, reference and fast path interleaved so
 that load on the machine hits both alike. ``--folder N``: whole processes on a folder of N
 random photos, ``benchmarks/plain_stylize.py`` (plain fp32 eager loop) against ``scripts/stylize.py``
-with its defaults, warm ONNX cache and cold cache (the export included) in separate rows.
+with its defaults and with ``precision=int8``, warm ONNX cache, and a cold-cache row (the export
+included).
 Results go to docs/PERFORMANCE.md.
 """
 
@@ -198,20 +200,24 @@ def main() -> None:
 
 
 def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
-    """Per-image stylization table: reference, fast-style eager, [compiled], [onnxruntime]."""
+    """Per-image stylization table: reference, fast-style eager, [compiled], [onnxruntime fp32 and int8]."""
     fast_model = ImageTransformNet(PRESETS[args.model]).to(device).eval()
     ref_model = textbook(ImageTransformNet(PRESETS[args.model]).to(device).eval())
     ref_model.load_state_dict(fast_model.state_dict())
     # inference_mode tensors cannot pass through torch.compile's graph capture: no_grad there
     compiled_net = torch.compile(fast_model, dynamic=False) if args.compile else None  # one graph per size
-    onnx_net = None
+    onnx_net = int8_net = None
     if device.type == "cpu" and not args.no_onnx:
         from fast_style.onnx_backend import OnnxNet
 
         with tempfile.TemporaryDirectory() as cache:  # a fresh cache: the export is timed every run
             t = time.perf_counter()
             onnx_net = OnnxNet(fast_model, Path(cache))
-            print(f"# onnxruntime: export + session {time.perf_counter() - t:.1f} s (once per checkpoint, cached)\n")
+            print(f"# onnxruntime: export + session {time.perf_counter() - t:.1f} s (once per checkpoint, cached)")
+            t = time.perf_counter()
+            int8_net = OnnxNet(fast_model, Path(cache), precision="int8")
+            print(f"# onnxruntime int8 (precision=int8): export + calibration + session "
+                  f"{time.perf_counter() - t:.1f} s (once per checkpoint, cached)\n")
 
     def compiled(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -219,8 +225,8 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
 
     print("| stylize | batch | reference ms/img | torch eager ms/img | speed-up |"
           + (" compiled ms/img | speed-up | compile s |" if args.compile else "")
-          + (" onnxruntime ms/img | speed-up |" if onnx_net else "") + " peak memory |")
-    compiled_cols, onnx_cols = ("---|---|---|" if args.compile else ""), ("---|---|" if onnx_net else "")
+          + (" onnxruntime ms/img | speed-up | int8 ms/img | speed-up |" if onnx_net else "") + " peak memory |")
+    compiled_cols, onnx_cols = ("---|---|---|" if args.compile else ""), ("---|---|---|---|" if onnx_net else "")
     print("|---|---|---|---|---|" + compiled_cols + onnx_cols + "---|")
     for text in args.sizes.split(","):
         h, w = parse_size(text)
@@ -235,6 +241,7 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
             fns["compiled"] = lambda: compiled(x)
         if onnx_net:
             fns["onnxruntime"] = lambda: onnx_net(x)
+            fns["int8"] = lambda: int8_net(x)
         compile_s = compile_timed(fns["compiled"], device) if args.compile else 0.0
         reset_peak(device)
         ms = {name: t * 1e3 / args.infer_batch for name, t in timed(fns, device, args.warmup, args.repeats).items()}
@@ -244,6 +251,7 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
             row += f" {ms['compiled']:.0f} | {ms['reference'] / ms['compiled']:.2f}x | {compile_s:.0f} |"
         if onnx_net:
             row += f" {ms['onnxruntime']:.0f} | {ms['reference'] / ms['onnxruntime']:.2f}x |"
+            row += f" {ms['int8']:.0f} | {ms['reference'] / ms['int8']:.2f}x |"
         print(row + f" {peak_memory_mb(device)} |", flush=True)
 
 
@@ -276,6 +284,8 @@ def bench_folder(args: argparse.Namespace) -> None:
             ],
             "stylize.py (defaults)": [sys.executable, str(repo / "scripts/stylize.py"), f"ckpt={ckpt}",
                                       f"input={photos}", f"output={root / 'o2'}"],
+            "stylize.py precision=int8": [sys.executable, str(repo / "scripts/stylize.py"), f"ckpt={ckpt}",
+                                          f"input={photos}", f"output={root / 'o3'}", "precision=int8"],
         }
 
         def run(cmd: list[str], extra: dict[str, str] | None = None) -> float:
@@ -287,7 +297,8 @@ def bench_folder(args: argparse.Namespace) -> None:
                 return (u.ru_utime - c.ru_utime) + (u.ru_stime - c.ru_stime)
             return time.perf_counter() - t
 
-        run(commands["stylize.py (defaults)"])  # fills the cache (the cold row below uses its own)
+        run(commands["stylize.py (defaults)"])  # fill the cache (the cold row below uses its own)
+        run(commands["stylize.py precision=int8"])
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeats):
             for name, cmd in commands.items():

@@ -3,13 +3,13 @@
     python benchmarks/bench_int8.py --ckpt starry_night --size 1024 --photos ../shared/data/photos_val
 
 Exports the checkpoint as the onnxruntime backend does (fast_style.export.onnx_bytes, clamped),
-then quantises it with onnxruntime.quantization two ways: dynamic (weights int8, activations
-quantised per call) and static QDQ (weights and activations int8, activation ranges calibrated
-on ``--calib`` photos). Prints, per variant: median seconds for one ``--size`` square image
+then quantises it three ways: the library's ``precision=int8`` (static QDQ of the convolutions,
+activation ranges calibrated on the embedded sample photos), static QDQ of every op, and dynamic
+(weights int8, activations quantised per call). Prints, per variant: median seconds for one ``--size`` square image
 (same session options as the backend, warm-up excluded), the speed-up over fp32, PSNR of the
 output against fp32 on ``--n`` held-out photos, and the change of the independent style score
-(fast_style.measure, vgg19_caffe). Nothing here is used by the library; it decides whether the
-option is built. Results: docs/PERFORMANCE.md.
+(fast_style.measure, vgg19_caffe). It is how the option's form was chosen; results in
+docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
 from fast_style.export import onnx_bytes
 from fast_style.images import load_image, resize_long_side, to_tensor
 from fast_style.measure import MEASURE_SIZE, StyleScorer, psnr
-from fast_style.onnx_backend import OPSET, session_options
+from fast_style.onnx_backend import OPSET, calibration_batches, quantize_int8, session_options
 from fast_style.photos import list_images
 from fast_style.styles import load_style_tensor, stored_style_image
 
@@ -53,7 +53,10 @@ def timed(sess, x: torch.Tensor, repeats: int) -> float:  # noqa: ANN001
     return statistics.median(times)
 
 
-def quantise(fp32: Path, out_dir: Path, calib: list[torch.Tensor]) -> dict[str, Path]:
+def quantise(fp32: Path, out_dir: Path) -> dict[str, Path]:
+    """The library's ``precision=int8`` graph (fast_style.onnx_backend.quantize_int8: static QDQ,
+    convolutions only, calibrated on the embedded sample photos) and the two variants it was
+    chosen over: static QDQ of every op, and dynamic quantisation."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -63,27 +66,25 @@ def quantise(fp32: Path, out_dir: Path, calib: list[torch.Tensor]) -> dict[str, 
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    library = out_dir / "library.onnx"
+    library.write_bytes(quantize_int8(fp32.read_bytes()))
     pre = out_dir / "pre.onnx"
     quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-    variants = {}
     dynamic = out_dir / "dynamic.onnx"
     quantize_dynamic(str(pre), str(dynamic), weight_type=QuantType.QInt8)
-    variants["int8 dynamic"] = dynamic
-
-    name = session(fp32).get_inputs()[0].name
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.items = iter([{name: x.numpy()} for x in calib])
+            self.items = iter(calibration_batches(1))
 
         def get_next(self):  # noqa: ANN202
             return next(self.items, None)
 
-    static = out_dir / "static.onnx"
-    quantize_static(str(pre), str(static), Reader(), quant_format=QuantFormat.QDQ,
+    every_op = out_dir / "every_op.onnx"
+    quantize_static(str(pre), str(every_op), Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
-    variants["int8 static (QDQ)"] = static
-    return variants
+    return {"int8 static, convs only (precision=int8)": library, "int8 static, every op": every_op,
+            "int8 dynamic": dynamic}
 
 
 def main() -> None:
@@ -93,21 +94,19 @@ def main() -> None:
     p.add_argument("--size", type=int, default=1024, help="side of the timed square image")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--n", type=int, default=4, help="held-out photos for PSNR and style score")
-    p.add_argument("--calib", type=int, default=8, help="calibration photos (static quantisation)")
     args = p.parse_args()
 
     state = load_checkpoint(args.ckpt)
     model = model_from_checkpoint(state).eval()
     paths = sorted(list_images(Path(args.photos)))
     photos = [to_tensor(resize_long_side(load_image(q), MEASURE_SIZE)).unsqueeze(0) for q in paths[:args.n]]
-    calib = [to_tensor(resize_long_side(load_image(q), 256)).unsqueeze(0) for q in paths[-args.calib:]]
     scorer = StyleScorer(load_style_tensor(stored_style_image(state["config"]["style"]), MEASURE_SIZE))
     x = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         fp32.write_bytes(onnx_bytes(model, OPSET, clamp=True))
-        paths_by_name = {"fp32": fp32, **quantise(fp32, Path(tmp), calib)}
+        paths_by_name = {"fp32": fp32, **quantise(fp32, Path(tmp))}
         base = session(fp32)
         base_out = [run(base, ph) for ph in photos]
         base_score = scorer.score_many(base_out, photos)

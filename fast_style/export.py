@@ -16,15 +16,57 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
 from fast_style.errors import ConfigError, FastStyleError
 from fast_style.fileio import atomic_write
 from fast_style.models import ImageTransformNet
-from fast_style.models.transformer import ConditionalInstanceNorm2d
+from fast_style.models.transformer import ConditionalInstanceNorm2d, ConvLayer
 
 FORMATS = ("onnx", "torchscript")
+
+
+class _PolyphaseOutputConv(nn.Module):
+    """The network's last layer (reflection pad + k x k conv to 3 channels, stride 1) as a stride-2
+    conv to 12 channels followed by a pixel shuffle: the same sums, taps and rounding-level result.
+
+    Why: onnxruntime's CPU convolutions work on channel blocks of 8 or 16 (the SIMD width), so a
+    conv with 3 outputs at full resolution does 3 useful lanes of 16 and took a quarter of the
+    whole network's time. Output pixel (2i + a, 2j + b) of the conv is output (i, j) of a stride-2
+    conv whose (k + 1) x (k + 1) kernel holds the k x k taps shifted by (a, b); the four phases
+    side by side are 12 output channels, and depth-to-space interleaves them back. Valid because
+    the network only ever runs this layer on even sides (it pads images to multiples of 4).
+    Measured in docs/PERFORMANCE.md; exported graphs only (eager torch gains nothing from it).
+    """
+
+    def __init__(self, layer: ConvLayer):
+        super().__init__()
+        conv = layer[1]
+        w = conv.weight.detach()
+        o, i, k, _ = w.shape
+        phased = w.new_zeros(o, 2, 2, i, k + 1, k + 1)  # pixel_shuffle reads channel c * 4 + a * 2 + b
+        for a in (0, 1):
+            for b in (0, 1):
+                phased[:, a, b, :, a : a + k, b : b + k] = w
+        self.register_buffer("weight", phased.reshape(4 * o, i, k + 1, k + 1))
+        self.register_buffer("bias", conv.bias.detach().repeat_interleave(4) if conv.bias is not None else None)
+        self.pad = k // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (self.pad,) * 4, mode="reflect")
+        return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias, stride=2), 2)
+
+
+def _for_export(model: ImageTransformNet) -> ImageTransformNet:
+    """A float32 CPU copy in eval mode with the output conv in its polyphase form (the export sets
+    attributes on the norms: never on the caller's network)."""
+    net = copy.deepcopy(model).float().cpu().eval()
+    last = net.decoder[-1]
+    if isinstance(last, ConvLayer) and last[1].stride == (1, 1) and last[1].kernel_size[0] % 2 == 1:
+        net.decoder[-1] = _PolyphaseOutputConv(last)
+    return net
 
 
 class _Exportable(nn.Module):
@@ -62,7 +104,7 @@ def onnx_bytes(model: ImageTransformNet, opset: int = 18, clamp: bool = False) -
         import onnxscript  # noqa: F401  (the exporter needs it; say so clearly if missing)
     except ImportError:
         raise FastStyleError("ONNX export needs onnx and onnxscript: pip install onnx onnxscript onnxruntime") from None
-    net = copy.deepcopy(model).float().cpu().eval()  # the export sets attributes on the norms: not on the caller's net
+    net = _for_export(model)
     example = torch.rand(1, 3, 37, 50)  # sides not multiples of 4: the padding path is traced
     batch = torch.export.Dim("batch", min=1, max=1024)
     dims = {0: batch, 2: torch.export.Dim("height", min=8, max=16384), 3: torch.export.Dim("width", min=8, max=16384)}

@@ -26,6 +26,7 @@ class StylizeSchema:
     tile_size: Optional[int] = None
     max_pixels: Any = "auto"
     backend: str = "auto"
+    precision: str = "fp32"
     compile: bool = False
     strength: float = 1.0
     preserve_color: Optional[str] = None

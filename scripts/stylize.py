@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> None:
         stylizer = Stylizer.from_checkpoint(
             cfg.ckpt, device=cfg.device, style=cfg.style_name, style_mix=style_mix,
             strength=cfg.strength, preserve_color=cfg.preserve_color, tile_size=cfg.tile_size,
-            compile=cfg.compile, backend=cfg.backend, max_pixels=cfg.max_pixels,
+            compile=cfg.compile, backend=cfg.backend, max_pixels=cfg.max_pixels, precision=cfg.precision,
         )
         source = Path(cfg.input)
         if source.is_file() and is_video_file(source):

@@ -67,3 +67,25 @@ def test_export_errors_are_one_line(checkpoint, tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "onnx, torchscript" in result.stderr
     result = export(tmp_path / "missing.pt", "onnx", tmp_path / "m.onnx")
     assert result.returncode == 2 and "no such checkpoint" in result.stderr
+
+
+@pytest.mark.parametrize("kernel", [9, 3])
+def test_polyphase_output_conv_computes_the_same_layer(kernel):
+    """The exported graphs' form of the last conv (stride 2 to 4x the outputs + pixel shuffle) is
+    the same function as the reflection-padded stride-1 conv, on the even sides it ever sees."""
+    from fast_style.export import _for_export, _PolyphaseOutputConv
+    from fast_style.models.transformer import ConvLayer
+
+    torch.manual_seed(kernel)
+    layer = ConvLayer(8, 3, kernel)
+    fast = _PolyphaseOutputConv(layer)
+    for shape in [(1, 8, 16, 16), (2, 8, 12, 20)]:
+        x = torch.randn(shape)
+        with torch.no_grad():
+            torch.testing.assert_close(fast(x), layer(x), rtol=1e-5, atol=1e-5)
+    model = ImageTransformNet(TransformerConfig(width=8, n_residual=1))
+    assert isinstance(_for_export(model).decoder[-1], _PolyphaseOutputConv)
+    assert isinstance(model.decoder[-1], ConvLayer)  # the caller's network is left alone
+    x = torch.rand(1, 3, 37, 50)
+    with torch.no_grad():
+        torch.testing.assert_close(_for_export(model)(x), model(x), rtol=1e-5, atol=1e-5)
