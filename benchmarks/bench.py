@@ -138,7 +138,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--compile", action="store_true", help="also time the torch.compile'd fast path")
-    p.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime column (CPU only anyway)")
+    p.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime columns (CPU only anyway)")
+    p.add_argument("--no-int8", action="store_true",
+                   help="skip the int8 column (at 4K three engines' buffers need over 24 GB)")
     p.add_argument("--folder", type=int, default=0, help="whole-process rows on a folder of this many photos")
     p.add_argument("--folder-size", type=int, default=1024)
     p.add_argument("--skip-stylize", action="store_true")
@@ -214,10 +216,12 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
             t = time.perf_counter()
             onnx_net = OnnxNet(fast_model, Path(cache))
             print(f"# onnxruntime: export + session {time.perf_counter() - t:.1f} s (once per checkpoint, cached)")
-            t = time.perf_counter()
-            int8_net = OnnxNet(fast_model, Path(cache), precision="int8")
-            print(f"# onnxruntime int8 (precision=int8): export + calibration + session "
-                  f"{time.perf_counter() - t:.1f} s (once per checkpoint, cached)\n")
+            if not args.no_int8:
+                t = time.perf_counter()
+                int8_net = OnnxNet(fast_model, Path(cache), precision="int8")
+                print(f"# onnxruntime int8 (precision=int8): export + calibration + session "
+                      f"{time.perf_counter() - t:.1f} s (once per checkpoint, cached)")
+            print()
 
     def compiled(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -225,8 +229,10 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
 
     print("| stylize | batch | reference ms/img | torch eager ms/img | speed-up |"
           + (" compiled ms/img | speed-up | compile s |" if args.compile else "")
-          + (" onnxruntime ms/img | speed-up | int8 ms/img | speed-up |" if onnx_net else "") + " peak memory |")
-    compiled_cols, onnx_cols = ("---|---|---|" if args.compile else ""), ("---|---|---|---|" if onnx_net else "")
+          + (" onnxruntime ms/img | speed-up |" if onnx_net else "")
+          + (" int8 ms/img | speed-up |" if int8_net else "") + " peak memory |")
+    compiled_cols = "---|---|---|" if args.compile else ""
+    onnx_cols = ("---|---|" if onnx_net else "") + ("---|---|" if int8_net else "")
     print("|---|---|---|---|---|" + compiled_cols + onnx_cols + "---|")
     for text in args.sizes.split(","):
         h, w = parse_size(text)
@@ -241,6 +247,7 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
             fns["compiled"] = lambda: compiled(x)
         if onnx_net:
             fns["onnxruntime"] = lambda: onnx_net(x)
+        if int8_net:
             fns["int8"] = lambda: int8_net(x)
         compile_s = compile_timed(fns["compiled"], device) if args.compile else 0.0
         reset_peak(device)
@@ -251,6 +258,7 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
             row += f" {ms['compiled']:.0f} | {ms['reference'] / ms['compiled']:.2f}x | {compile_s:.0f} |"
         if onnx_net:
             row += f" {ms['onnxruntime']:.0f} | {ms['reference'] / ms['onnxruntime']:.2f}x |"
+        if int8_net:
             row += f" {ms['int8']:.0f} | {ms['reference'] / ms['int8']:.2f}x |"
         print(row + f" {peak_memory_mb(device)} |", flush=True)
 

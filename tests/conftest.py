@@ -104,9 +104,30 @@ def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+MAX_WORKERS = 4  # each worker holds torch and up to a few GB of activations
+
+
+def threads_per_process() -> int:
+    """Cores per test process: all (up to 2) without xdist, else the workers' fair share, so
+    workers and the scripts they launch never oversubscribe the cores (OpenMP threads that
+    outnumber cores spin against each other and run several times slower)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, min(2, (os.cpu_count() or 1) // workers))
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:  # noqa: ARG001
+    """``-n auto``: one worker per core, at most MAX_WORKERS (memory, not cores, bounds more)."""
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def pytest_configure(config: pytest.Config) -> None:  # noqa: ARG001
+    if "PYTEST_XDIST_WORKER" in os.environ:  # scripts run by this worker inherit its share
+        os.environ["OMP_NUM_THREADS"] = str(threads_per_process())
+
+
 @pytest.fixture(autouse=True)
 def _fast_torch() -> None:
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(threads_per_process())
 
 
 # The end-to-end folders run scripts in subprocesses (each pays torch + hydra start-up) or train
@@ -115,12 +136,23 @@ def _fast_torch() -> None:
 SLOW_FOLDERS = ("e2e", "quality")
 
 
+# The longest files start first, so that under xdist they do not begin last and set the suite's
+# wall time (a file is one unit of work with --dist loadfile). Measured: docs/PERFORMANCE.md.
+LONGEST_FIRST = ("quality/test_recipe.py", "e2e/test_readme.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:  # noqa: ARG001
     tests = Path(__file__).parent
     for item in items:
         parts = item.path.relative_to(tests).parts
         if parts[0] in SLOW_FOLDERS:
             item.add_marker(pytest.mark.slow)
+
+    def rank(item: pytest.Item) -> int:
+        rel = item.path.relative_to(tests).as_posix()
+        return LONGEST_FIRST.index(rel) if rel in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: everything else keeps its order
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -170,7 +170,7 @@ def run_readme(
     ``timeout`` is per command (generous: a shared, busy CPU slows a 2-step training to minutes).
     Raises AssertionError naming the first command that fails."""
     env = {**os.environ, "PYTHONPATH": str(root), "FAST_STYLE_CACHE": str(root / ".cache-empty"),
-           "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "2",
+           "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
            # `python` in the README is this interpreter, even when its venv is not activated
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("FAST_STYLE_SHARED_DATA", None)
