@@ -230,7 +230,7 @@ def quantize_int8(fp32: bytes, n_styles: int = 1) -> bytes:
     than quantising every op.
 
     Why static: dynamic quantisation re-measures activations on every call and ran 4x slower than
-    fp32 here; static QDQ ran 1.7x faster at about 24 dB PSNR against fp32 (docs/PERFORMANCE.md),
+    fp32 here; static QDQ ran ~1.9x faster at about 27 dB PSNR against fp32 (docs/PERFORMANCE.md),
     a visible change in fine texture, so it is opt-in (``precision=int8``), never the default."""
     import tempfile
 

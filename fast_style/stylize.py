@@ -64,8 +64,8 @@ class Stylizer:
     network, ``compile=True``, a CUDA device, a missing onnxruntime or a failed export.
 
     ``precision="int8"`` (onnxruntime only, opt-in): the exported graph quantised to int8, with
-    activation ranges calibrated on the embedded sample photos; about 1.7x faster than fp32
-    onnxruntime on a CPU, at a visible cost in fine texture (about 24 dB PSNR against fp32, see
+    activation ranges calibrated on the embedded sample photos; about 1.6-1.9x faster than fp32
+    onnxruntime on a CPU once warm, at a visible cost in fine texture (about 27 dB PSNR against fp32, see
     docs/PERFORMANCE.md). Whatever runs on torch (tiles, smoothed video, fallbacks) stays fp32.
 
     ``compile=True`` runs the network through ``torch.compile`` (fused elementwise work around
