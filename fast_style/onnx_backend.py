@@ -1,6 +1,6 @@
 """ONNX Runtime inference for :class:`~fast_style.stylize.Stylizer`: export once, cache, run.
 
-Why: on a CPU, ONNX Runtime runs the Johnson network about 2.5x faster than eager PyTorch
+Why: on a CPU, ONNX Runtime runs the Johnson network about 3x faster than eager PyTorch
 (docs/PERFORMANCE.md), because its graph optimiser fuses each convolution with the following
 instance norm / ReLU work and picks blocked-layout convolution kernels. So ``backend=auto`` uses
 it on the CPU; on CUDA torch stays (the CPU onnxruntime wheel has no GPU provider).

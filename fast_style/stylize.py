@@ -54,7 +54,7 @@ class Stylizer:
     size, with whole-image instance-norm statistics (:mod:`fast_style.tiling`): the same output
     as one pass, with activation memory set by the tile instead of the image.
 
-    ``backend``: ``onnxruntime`` runs the network through ONNX Runtime (about 2.5x eager torch
+    ``backend``: ``onnxruntime`` runs the network through ONNX Runtime (about 3x eager torch
     on a CPU, see docs/PERFORMANCE.md), exported once per network into a cache
     (:mod:`fast_style.onnx_backend`); ``torch`` runs it in PyTorch; ``auto`` (default) picks
     onnxruntime on the CPU and torch on CUDA. Every option applies either way (strength and
