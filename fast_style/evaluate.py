@@ -7,12 +7,14 @@ Two yardsticks, side by side, so that no recipe grades itself only with its own 
   iterate;
 - the loss table below.
 
-For each photo: stylize it with the checkpoint and run Gatys' L-BFGS (from the photo) on the same
-objective, then score both with one fixed evaluation loss: ``vgg19_caffe`` (real ImageNet weights,
-offline), Johnson's layers (content relu2_2, style relu1_2..relu4_3) and the checkpoint's own
-style image, style size and loss weights. A fixed yardstick makes checkpoints trained with
-different loss networks comparable, and "as good as N L-BFGS iterations" is a number anyone can
-reproduce. Plain functions; ``scripts/evaluate.py`` is the hydra front end.
+For each photo: stylize it with the checkpoint and run Gatys' L-BFGS on the same objective, from
+white noise (``init=noise``: the start of Gatys et al. and of Johnson et al.'s baseline, whose
+"as good as 50-100 iterations" claim this reproduces) or from the photo (``init=content``), then
+score both with one fixed evaluation loss: the checkpoint's own loss (its layers, weights, style
+image and style size; classic raw-MSE checkpoints: Johnson's layers) on ``vgg19_caffe`` (real
+ImageNet weights, offline). A fixed yardstick makes checkpoints trained with different loss
+networks comparable, and "as good as N L-BFGS iterations" is a number anyone can reproduce.
+Plain functions; ``scripts/evaluate.py`` is the hydra front end.
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ from fast_style.errors import ConfigError
 from fast_style.images import image_grid, load_batch, save_image, to_pil
 from fast_style.losses import JOHNSON_STYLE_LAYERS, TERMS, LossConfig, PerceptualLoss, terms_dict
 from fast_style.measure import MEASURE_SIZE, StyleScorer
-from fast_style.optimize import build_criterion, optimize_image
+from fast_style.optimize import build_criterion, initial_image, optimize_image
 from fast_style.photos import list_images, resolve_photo_root
 from fast_style.styles import load_style_tensor, stored_style_image
 
 log = logging.getLogger(__name__)
 
 EVAL_LOSS_NET = "vgg19_caffe"
+GATYS_INITS = ("noise", "content")
 
 
 @dataclass
@@ -114,11 +117,19 @@ def evaluate(
     device: str = "auto",
     style_image: str | None = None,
     progress: bool = True,
+    init: str = "noise",
+    seed: int = 0,
 ) -> EvalReport:
-    """Score the checkpoint and Gatys runs on ``n`` photos; write CSV, JSON, grid and plot to ``out_dir``."""
+    """Score the checkpoint and Gatys runs on ``n`` photos; write CSV, JSON, grid and plot to ``out_dir``.
+
+    ``init``: where each L-BFGS run starts, ``noise`` (uniform white noise from ``seed``) or
+    ``content`` (the photo); the matching iteration is only comparable between reports of one init.
+    """
     iters = sorted({int(i) for i in iters})
     if not iters or iters[0] < 1:
         raise ConfigError(f"iters must be positive iteration counts, got {iters}")
+    if init not in GATYS_INITS:
+        raise ConfigError(f"init={init!r}: Gatys' L-BFGS starts from {' or '.join(GATYS_INITS)}")
     dev = resolve_device(device)
     state = load_checkpoint(ckpt)
     train_config = state.get("config") or {}
@@ -141,6 +152,7 @@ def evaluate(
         "measure": {"loss_net": "vgg19_caffe", "size": MEASURE_SIZE, "style_layers": "relu1_1..relu5_1",
                     "content_layer": "relu4_2"},
         "style_image": str(style_path), "style_size": style_size, "size": size, "iters": iters,
+        "gatys_init": init, "seed": seed,
         "device": str(dev), "threads": torch.get_num_threads(),
         "photos": [str(p) for p in paths],
     })
@@ -163,8 +175,9 @@ def evaluate(
 
         report.rows.append(row("photo", photo, 0.0))
         report.rows.append(row("fast-style", fast, fast_s))
-        res = optimize_image(criterion, photo, photo, max_iter=iters[-1], snapshot_at=iters, progress=progress,
-                             desc=f"L-BFGS {path.name}")
+        start = initial_image(init, photo, seed=seed)
+        res = optimize_image(criterion, photo, start, max_iter=iters[-1], snapshot_at=iters, progress=progress,
+                             desc=f"L-BFGS from {init} {path.name}")
         for i in iters:
             image = res.snapshots.get(i, res.image)
             seconds = res.times[min(i, len(res.times) - 1)]
@@ -183,7 +196,7 @@ def evaluate(
 
     report.files["csv"] = str(_write_csv(report, out / "losses.csv"))
     report.files["grid"] = str(_write_grid(grid_rows, out / "grid.png"))
-    report.files["plot"] = str(plot_curves(report.curves, fast_mean, out / "loss_vs_iter.png"))
+    report.files["plot"] = str(plot_curves(report.curves, fast_mean, out / "loss_vs_iter.png", init))
     report.files["json"] = str(out / "losses.json")
     (out / "losses.json").write_text(json.dumps(
         {"settings": report.settings, "rows": report.rows, "means": report.means, "curves": report.curves,
@@ -224,7 +237,7 @@ def _write_grid(rows: list[torch.Tensor], path: Path) -> Path:
     return save_image(canvas, path)
 
 
-def plot_curves(curves: dict[str, list[float]], fast_total: float, path: Path) -> Path:
+def plot_curves(curves: dict[str, list[float]], fast_total: float, path: Path, init: str = "noise") -> Path:
     """Total loss vs L-BFGS iteration (each photo thin, the mean thick), fast-style mean as a line."""
     import matplotlib
 
@@ -236,10 +249,10 @@ def plot_curves(curves: dict[str, list[float]], fast_total: float, path: Path) -
     for curve in curves.values():
         ax.plot(range(len(curve)), curve, color="tab:blue", alpha=0.25, linewidth=0.8)
     mean = [sum(c[i] for c in curves.values()) / len(curves) for i in range(length)]
-    ax.plot(range(length), mean, color="tab:blue", linewidth=2, label="Gatys L-BFGS (mean over photos)")
+    ax.plot(range(length), mean, color="tab:blue", linewidth=2, label=f"Gatys L-BFGS from {init} (mean over photos)")
     ax.axhline(fast_total, color="tab:red", linestyle="--", label="fast-style checkpoint (mean)")
     ax.set_xlabel("L-BFGS iteration")
-    ax.set_ylabel("total loss (vgg19_caffe, Johnson layers)")
+    ax.set_ylabel("total loss (the checkpoint's own, on vgg19_caffe)")
     ax.set_yscale("log")
     ax.legend()
     ax.grid(alpha=0.3)

@@ -42,6 +42,7 @@ from fast_style.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
     network_identity,
+    resolve_checkpoint,
     save_checkpoint,
 )
 from fast_style.config import StyleConfig, TrainConfig, style_label, train_config_to_dict
@@ -419,6 +420,7 @@ def setup(
     if resumed is not None and main:
         log.info("resuming from %s at step %d", resumed[0], resumed[1]["step"])
     base = ctx.on_main(lambda: load_finetune_base(cfg)) if cfg.finetune else None
+    start = ctx.on_main(lambda: load_initial_weights(cfg)) if cfg.init_from else None
     old_names = [str(n) for n in base["styles"]] if base else []
     # The style images first: a missing one must not wait for a scan of 80k photos.
     targets = ctx.on_main(lambda: load_style_targets(cfg, first_index=len(old_names)))
@@ -436,6 +438,8 @@ def setup(
         identity = run_identity(cfg, label, model.config.to_dict())
         ctx.on_main(lambda: check_final_replacement(ckpt_out, identity, steps))
     build_criteria(targets, cfg, device)
+    if start is not None:
+        check_initial_weights(cfg, start, model)
     state = TrainState(model, build_optimizer(cfg, params, device), device)
     if resumed is not None:
         check_resumed_model(resumed[0], resumed[1], model.config.to_dict())
@@ -458,6 +462,28 @@ def setup(
     result = TrainResult(checkpoint=ckpt_out, step=state.step, bad_files=list(source.report.bad),
                          rank=ctx.rank, world_size=ctx.world_size)
     return run, state, result, resumed[0] if resumed is not None else None
+
+
+def load_initial_weights(cfg: TrainConfig) -> dict[str, Any]:
+    """The checkpoint of ``cfg.init_from`` (a path or a shipped style name), read before any other
+    work. Any fast-style checkpoint will do, shipped fp16 ones included: only its weights are used."""
+    state = load_checkpoint(resolve_checkpoint(str(cfg.init_from)))
+    if state.get("styles") and len(state["styles"]) > 1:
+        raise ConfigError(f"init_from={cfg.init_from}: a multi-style network ({', '.join(state['styles'])}); "
+                          "extend it with finetune= instead")
+    return state
+
+
+def check_initial_weights(cfg: TrainConfig, start: dict[str, Any], model: ImageTransformNet) -> None:
+    """Copy ``start``'s weights into the fresh ``model`` (same architecture, or one clear error)."""
+    theirs, ours = start.get("model_config", {}), model.config.to_dict()
+    if theirs != ours:
+        raise ConfigError(f"init_from={cfg.init_from}: its network {theirs} is not this run's model {ours}; "
+                          "choose the matching model= settings")
+    weights = {k: v.to(dtype=torch.float32) for k, v in start["model"].items()}
+    model.load_state_dict(weights)
+    log.info("starting from the weights of %s (%s, trained %s steps); step 0, fresh optimizer",
+             cfg.init_from, start.get("style"), start.get("step"))
 
 
 def read_resume_checkpoint(cfg: TrainConfig) -> tuple[Path, dict[str, Any]] | None:

@@ -19,12 +19,12 @@ def main(cfg: DictConfig) -> None:
         require(cfg.photos, "photos", ": a folder of photos (or one photo)")
         report = evaluate(
             cfg.ckpt, cfg.photos, cfg.out_dir, n=cfg.n, size=cfg.size, iters=list(cfg.iters),
-            device=cfg.device, style_image=cfg.style_image,
+            device=cfg.device, style_image=cfg.style_image, init=cfg.init, seed=cfg.seed,
         )
     print(format_table(report))
     match = report.settings["fast_style_matches_iteration"]
     reached = match if match is not None else f"> {max(cfg.iters)}"
-    print(f"fast-style mean total loss is reached by L-BFGS at iteration: {reached}")
+    print(f"fast-style mean total loss is reached by L-BFGS (from {cfg.init}) at iteration: {reached}")
     for kind, path in report.files.items():
         print(f"{kind}: {path}")
 

@@ -110,24 +110,17 @@ def style_mix_strip(multi: Path, photos: Path, out: Path, steps: int, size: int,
 
 def print_mix_style_losses(config: dict, rows: list[list[torch.Tensor]], labels: list[str],
                            device: torch.device) -> None:
-    """Style loss of every strip cell against each trained style's Grams (the checkpoint's loss
-    network, layers and weights; mean over the rows): a mix should move from one style to the other."""
-    loss = LossConfig(**config["loss"])
-    criteria, net = [], None
-    for style_cfg in config["styles"]:
-        path = stored_style_image(style_cfg)
-        style = load_style_tensor(path, int(style_cfg["size"]))
-        loss_net = net or config["loss_net"]["name"]
-        criterion = build_criterion(loss_net, style, loss, config["loss_net"]["weights"], device)
-        net = criterion.loss_net
-        criteria.append(criterion)
+    """The independent measure's style score (fast_style.measure: 1 = as far from the painting as
+    the photo) of every strip cell against each trained painting, mean over the rows: a mix should
+    move from one painting to the other."""
+    scorers = [StyleScorer(load_style_tensor(stored_style_image(c), MEASURE_SIZE), device=device)
+               for c in config["styles"]]
     names = " / ".join(s["name"] for s in config["styles"])
-    print(f"style loss against {names} (x1e5, mean over {len(rows)} photos):")
+    print(f"style score against {names} (mean over {len(rows)} photos; content change last):")
     for k, label in enumerate(labels):
-        with torch.no_grad():
-            per_style = [sum(c(r[k][None].to(device), r[0][None].to(device)).style.item() for r in rows) / len(rows)
-                         for c in criteria]
-        print(f"  {label}: " + " / ".join(f"{v / 1e5:.2f}" for v in per_style))
+        scores = [sc.score_many([r[k][None].to(device) for r in rows], [r[0][None].to(device) for r in rows])
+                  for sc in scorers]
+        print(f"  {label}: " + " / ".join(f"{v.style:.3f}" for v in scores) + f"  (content {scores[0].content:.3f})")
 
 
 def gatys_row(ckpt_state: dict, x: torch.Tensor, iters: int, device: torch.device, style_image: str | None,

@@ -108,6 +108,44 @@ def test_resume_refuses_another_model_config(tmp_path, tiny_photos, style_image)
         train(cfg, logger=NullLogger())
 
 
+def _max_weight_difference(a: dict, b: dict) -> float:
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+def test_init_from_starts_a_new_run_from_a_networks_weights(tmp_path, tiny_photos, style_image):
+    """init_from: step 0, the given weights (a shipped fp16 file too), not the seed's fresh ones."""
+    from fast_style.checkpoint import pretrained_state, save_checkpoint
+
+    first = load_checkpoint(train(tiny_config(tmp_path / "a", tiny_photos, style_image, steps=3),
+                                  logger=NullLogger()).checkpoint)
+    shipped = save_checkpoint(pretrained_state(first), tmp_path / "shipped.pt")  # fp16, no optimizer
+    cfg = tiny_config(tmp_path / "b", tiny_photos, style_image, steps=1, lr=1e-12)  # a step that moves nothing
+    cfg.init_from = str(shipped)
+    result = train(cfg, logger=NullLogger())
+    state = load_checkpoint(result.checkpoint)
+    assert result.step == 1 and state["config"]["init_from"] == str(shipped)
+    assert _max_weight_difference(state["model"], first["model"]) < 2e-3  # fp16 rounding only
+    fresh = load_checkpoint(train(tiny_config(tmp_path / "c", tiny_photos, style_image, steps=1, lr=1e-12),
+                                  logger=NullLogger()).checkpoint)
+    assert _max_weight_difference(fresh["model"], first["model"]) > 1e-2
+
+
+def test_init_from_refuses_another_architecture_and_resume(tmp_path, tiny_photos, style_image):
+    first = train(tiny_config(tmp_path / "a", tiny_photos, style_image, steps=1), logger=NullLogger())
+    cfg = tiny_config(tmp_path / "b", tiny_photos, style_image, steps=1)
+    cfg.init_from, cfg.model.width = str(first.checkpoint), 16
+    with pytest.raises(ConfigError, match="is not this run's model"):
+        train(cfg, logger=NullLogger())
+    cfg = tiny_config(tmp_path / "c", tiny_photos, style_image, steps=2)
+    cfg.init_from = cfg.resume = str(first.checkpoint)
+    with pytest.raises(ConfigError, match="exclude each other"):
+        train(cfg, logger=NullLogger())
+    cfg = tiny_config(tmp_path / "d", tiny_photos, style_image, steps=1)
+    cfg.init_from = "no_such_style"
+    with pytest.raises(CheckpointError, match="no shipped network of that name"):
+        train(cfg, logger=NullLogger())
+
+
 @pytest.mark.parametrize(
     ("section", "key", "value", "match"),
     [
