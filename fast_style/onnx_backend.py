@@ -150,27 +150,26 @@ class OnnxNet:
             raise BackendUnavailable(f"onnxruntime cannot load the fresh export ({first_line(e, 120)})") from None
 
     def _read_verified(self) -> tuple[bytes | None, str | None]:
-        """(bytes, None) for an entry whose hash matches its record; (None, reason) otherwise
-        (reason None when there is simply no entry yet)."""
-        meta_path = self.path.with_suffix(".json")
-        if not self.path.exists() and not meta_path.exists():
-            return None, None
-        try:
-            data = self.path.read_bytes()
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError) as e:
-            return None, f"unreadable ({e.__class__.__name__})"
-        if not isinstance(meta, dict) or meta.get("sha256") != hashlib.sha256(data).hexdigest():
-            return None, "its hash does not match its record (corrupt or partly written)"
-        return data, None
+        return read_verified(self.path)
 
-    def _export(self, model: ImageTransformNet) -> bytes:
+    def _fp32_graph(self, model: ImageTransformNet) -> bytes:
+        """The fp32 graph: for an int8 build, the verified fp32 cache entry of this network when
+        there is one (the export is most of a cold start), else a fresh export."""
         from fast_style.export import onnx_bytes
 
+        if self.precision != "fp32":
+            fp32_path = self.cache / f"{cache_key(model, 'fp32')}.onnx"
+            data, _ = read_verified(fp32_path)
+            if data is not None:
+                log.info("onnxruntime: quantising the cached fp32 export %s", fp32_path)
+                return data
+        return onnx_bytes(model, OPSET, clamp=True)
+
+    def _export(self, model: ImageTransformNet) -> bytes:
         t = time.perf_counter()
         log.info("onnxruntime: exporting this network once to %s (cached for the next runs)", self.path)
         try:
-            data = onnx_bytes(model, OPSET, clamp=True)
+            data = self._fp32_graph(model)
         except Exception as e:  # noqa: BLE001 - an exporter failure falls back to torch with its reason
             raise BackendUnavailable(f"ONNX export failed ({first_line(e, 160)})") from None
         if self.precision == "int8":
@@ -201,6 +200,22 @@ class OnnxNet:
             w = style_weights.detach().cpu().float().reshape(-1, self.n_styles)
             feeds[self.input_names[1]] = np.ascontiguousarray(w.expand(x.shape[0], self.n_styles).numpy())
         return torch.from_numpy(self.session.run(None, feeds)[0])
+
+
+def read_verified(path: Path) -> tuple[bytes | None, str | None]:
+    """(bytes, None) for a cache entry whose hash matches its record; (None, reason) otherwise
+    (reason None when there is simply no entry yet)."""
+    meta_path = path.with_suffix(".json")
+    if not path.exists() and not meta_path.exists():
+        return None, None
+    try:
+        data = path.read_bytes()
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as e:
+        return None, f"unreadable ({e.__class__.__name__})"
+    if not isinstance(meta, dict) or meta.get("sha256") != hashlib.sha256(data).hexdigest():
+        return None, "its hash does not match its record (corrupt or partly written)"
+    return data, None
 
 
 def calibration_batches(n_styles: int) -> list[dict[str, np.ndarray]]:

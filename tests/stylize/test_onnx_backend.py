@@ -303,6 +303,25 @@ def test_int8_is_a_quantised_graph_cached_apart_and_close_to_fp32(single, multi,
         "onnxruntime's)"]
 
 
+def test_int8_build_quantises_the_cached_fp32_export(tmp_path, monkeypatch, caplog):
+    """An int8 build after an fp32 one reuses the verified fp32 entry (the export is most of a
+    cold start), and still exports when there is none."""
+    import fast_style.export
+
+    monkeypatch.setenv("FAST_STYLE_ONNX_CACHE", str(tmp_path))
+    model = perturbed(SINGLE, seed=11)
+    assert Stylizer(model, device="cpu").backend == "onnxruntime"  # writes the fp32 entry
+    exports = []
+    real = fast_style.export.onnx_bytes
+    monkeypatch.setattr(fast_style.export, "onnx_bytes", lambda *a, **k: exports.append(1) or real(*a, **k))
+    with caplog.at_level(logging.INFO, logger="fast_style.onnx_backend"):
+        int8 = Stylizer(model, device="cpu", precision="int8")
+    assert int8.backend == "onnxruntime" and int8._onnx.exported and exports == []
+    assert any("quantising the cached fp32 export" in r.message for r in caplog.records)
+    fresh = Stylizer(perturbed(SINGLE, seed=12), device="cpu", precision="int8")  # no fp32 entry yet
+    assert fresh.backend == "onnxruntime" and exports == [1]
+
+
 def test_int8_on_the_shipped_network_stays_within_its_measured_cost():
     """The shipped starry_night network on an unseen photo: int8 within the ~24-26 dB of fp32 that
     docs/PERFORMANCE.md reports (a calibration or quantiser regression drops far below)."""
