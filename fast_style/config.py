@@ -105,7 +105,8 @@ class TrainConfig:
     # the single ``style`` above. With ``finetune``: the new styles added to that checkpoint.
     styles: list[StyleConfig] = field(default_factory=list)
     finetune: str | None = None  # multi-style checkpoint to extend with ``styles`` (norm parameters only)
-    # a checkpoint (or shipped style name) whose weights start a new run: step 0, fresh Adam
+    # a checkpoint (or shipped style name) whose weights start a new run: step 0, fresh Adam;
+    # ignored when resuming (the run's own checkpoint holds its weights), so resume commands keep it
     init_from: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -199,11 +200,9 @@ class TrainConfig:
             raise ConfigError(f"trainer.amp={self.trainer.amp!r}: choose none or bf16")
         if self.finetune and not self.styles:
             raise ConfigError("finetune= needs the new style(s) to add: styles=[name, ...]")
-        if self.init_from and (self.resume or self.finetune):
-            other = "resume" if self.resume else "finetune"
-            raise ConfigError(f"init_from= and {other}= exclude each other: init_from starts a new run from a "
-                              f"network's weights, {other} continues "
-                              + ("a run" if other == "resume" else "a multi-style network"))
+        if self.init_from and self.finetune:
+            raise ConfigError("init_from= and finetune= exclude each other: init_from starts a one-style run from a "
+                              "network's weights, finetune extends a multi-style network")
         if self.styles and len(self.styles) < 2 and not self.finetune:
             raise ConfigError(f"styles= needs at least 2 styles for a multi-style network, got {len(self.styles)}; "
                               "for one style use style=<name>")

@@ -420,7 +420,7 @@ def setup(
     if resumed is not None and main:
         log.info("resuming from %s at step %d", resumed[0], resumed[1]["step"])
     base = ctx.on_main(lambda: load_finetune_base(cfg)) if cfg.finetune else None
-    start = ctx.on_main(lambda: load_initial_weights(cfg)) if cfg.init_from else None
+    start = ctx.on_main(lambda: load_initial_weights(cfg)) if cfg.init_from and resumed is None else None
     old_names = [str(n) for n in base["styles"]] if base else []
     # The style images first: a missing one must not wait for a scan of 80k photos.
     targets = ctx.on_main(lambda: load_style_targets(cfg, first_index=len(old_names)))

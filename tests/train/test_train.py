@@ -108,6 +108,23 @@ def test_resume_refuses_another_model_config(tmp_path, tiny_photos, style_image)
         train(cfg, logger=NullLogger())
 
 
+def test_an_init_from_run_resumes_from_its_own_checkpoint(tmp_path, tiny_photos, style_image):
+    """The printed resume command repeats init_from=: resuming must continue the run (its own
+    weights and step), not start again from init_from's weights."""
+    base = train(tiny_config(tmp_path / "a", tiny_photos, style_image, steps=2), logger=NullLogger())
+    full_cfg = tiny_config(tmp_path / "b", tiny_photos, style_image, steps=4)
+    full_cfg.init_from = str(base.checkpoint)
+    full = train(full_cfg, logger=NullLogger())
+    half_cfg = tiny_config(tmp_path / "c", tiny_photos, style_image, steps=2)
+    half_cfg.init_from = str(base.checkpoint)
+    half = train(half_cfg, logger=NullLogger())
+    cfg = tiny_config(tmp_path / "c", tiny_photos, style_image, steps=4)
+    cfg.init_from, cfg.resume = str(base.checkpoint), str(half.checkpoint)
+    resumed = train(cfg, logger=NullLogger())
+    assert [s for s, _ in resumed.history] == [3, 4]
+    assert resumed.history == full.history[2:]
+
+
 def _max_weight_difference(a: dict, b: dict) -> float:
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
@@ -130,15 +147,11 @@ def test_init_from_starts_a_new_run_from_a_networks_weights(tmp_path, tiny_photo
     assert _max_weight_difference(fresh["model"], first["model"]) > 1e-2
 
 
-def test_init_from_refuses_another_architecture_and_resume(tmp_path, tiny_photos, style_image):
+def test_init_from_refuses_another_architecture(tmp_path, tiny_photos, style_image):
     first = train(tiny_config(tmp_path / "a", tiny_photos, style_image, steps=1), logger=NullLogger())
     cfg = tiny_config(tmp_path / "b", tiny_photos, style_image, steps=1)
     cfg.init_from, cfg.model.width = str(first.checkpoint), 16
     with pytest.raises(ConfigError, match="is not this run's model"):
-        train(cfg, logger=NullLogger())
-    cfg = tiny_config(tmp_path / "c", tiny_photos, style_image, steps=2)
-    cfg.init_from = cfg.resume = str(first.checkpoint)
-    with pytest.raises(ConfigError, match="exclude each other"):
         train(cfg, logger=NullLogger())
     cfg = tiny_config(tmp_path / "d", tiny_photos, style_image, steps=1)
     cfg.init_from = "no_such_style"
