@@ -135,7 +135,7 @@ class OnnxNet:
     def _load(self, model: ImageTransformNet):  # noqa: ANN202
         import onnxruntime as ort
 
-        data, problem = self._read_verified()
+        data, problem = read_verified(self.path)
         if data is not None:
             try:
                 return ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
@@ -148,9 +148,6 @@ class OnnxNet:
             return ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001
             raise BackendUnavailable(f"onnxruntime cannot load the fresh export ({first_line(e, 120)})") from None
-
-    def _read_verified(self) -> tuple[bytes | None, str | None]:
-        return read_verified(self.path)
 
     def _fp32_graph(self, model: ImageTransformNet) -> bytes:
         """The fp32 graph: for an int8 build, the verified fp32 cache entry of this network when

@@ -42,7 +42,6 @@ from fast_style.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
     network_identity,
-    resolve_checkpoint,
     save_checkpoint,
 )
 from fast_style.config import StyleConfig, TrainConfig, style_label, train_config_to_dict
@@ -439,7 +438,7 @@ def setup(
         ctx.on_main(lambda: check_final_replacement(ckpt_out, identity, steps))
     build_criteria(targets, cfg, device)
     if start is not None:
-        check_initial_weights(cfg, start, model)
+        apply_initial_weights(cfg, start, model)
     state = TrainState(model, build_optimizer(cfg, params, device), device)
     if resumed is not None:
         check_resumed_model(resumed[0], resumed[1], model.config.to_dict())
@@ -466,22 +465,22 @@ def setup(
 
 def load_initial_weights(cfg: TrainConfig) -> dict[str, Any]:
     """The checkpoint of ``cfg.init_from`` (a path or a shipped style name), read before any other
-    work. Any fast-style checkpoint will do, shipped fp16 ones included: only its weights are used."""
-    state = load_checkpoint(resolve_checkpoint(str(cfg.init_from)))
+    work. Any fast-style checkpoint will do, shipped fp16 ones included (load_checkpoint resolves
+    the name and returns fp32 weights): only its weights are used."""
+    state = load_checkpoint(cfg.init_from)
     if state.get("styles") and len(state["styles"]) > 1:
         raise ConfigError(f"init_from={cfg.init_from}: a multi-style network ({', '.join(state['styles'])}); "
                           "extend it with finetune= instead")
     return state
 
 
-def check_initial_weights(cfg: TrainConfig, start: dict[str, Any], model: ImageTransformNet) -> None:
+def apply_initial_weights(cfg: TrainConfig, start: dict[str, Any], model: ImageTransformNet) -> None:
     """Copy ``start``'s weights into the fresh ``model`` (same architecture, or one clear error)."""
     theirs, ours = start.get("model_config", {}), model.config.to_dict()
     if theirs != ours:
         raise ConfigError(f"init_from={cfg.init_from}: its network {theirs} is not this run's model {ours}; "
                           "choose the matching model= settings")
-    weights = {k: v.to(dtype=torch.float32) for k, v in start["model"].items()}
-    model.load_state_dict(weights)
+    model.load_state_dict(start["model"])
     log.info("starting from the weights of %s (%s, trained %s steps); step 0, fresh optimizer",
              cfg.init_from, start.get("style"), start.get("step"))
 

@@ -117,9 +117,10 @@ def print_mix_style_losses(config: dict, rows: list[list[torch.Tensor]], labels:
                for c in config["styles"]]
     names = " / ".join(s["name"] for s in config["styles"])
     print(f"style score against {names} (mean over {len(rows)} photos; content change last):")
+    photos = [r[0][None].to(device) for r in rows]
     for k, label in enumerate(labels):
-        scores = [sc.score_many([r[k][None].to(device) for r in rows], [r[0][None].to(device) for r in rows])
-                  for sc in scorers]
+        cells = [r[k][None].to(device) for r in rows]
+        scores = [sc.score_many(cells, photos) for sc in scorers]
         print(f"  {label}: " + " / ".join(f"{v.style:.3f}" for v in scores) + f"  (content {scores[0].content:.3f})")
 
 
