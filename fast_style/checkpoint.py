@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from fast_style.errors import CheckpointError, first_line
-from fast_style.fileio import atomic_write
+from fast_style.errors import CheckpointError, ConfigError, first_line
+from fast_style.fileio import atomic_write, check_not_shipped
 from fast_style.models.transformer import ImageTransformNet, TransformerConfig
 
 FORMAT = "fast-style-checkpoint"
@@ -61,9 +61,10 @@ def pretrained_state(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike, allow_shipped: bool = False) -> Path:
     """Write atomically (see :func:`fast_style.fileio.atomic_write`): a run killed at any instant
-    leaves either the previous checkpoint or the new one, and a full disk leaves the previous one."""
+    leaves either the previous checkpoint or the new one, and a full disk leaves the previous one.
+    ``fast_style/pretrained`` is refused unless ``allow_shipped`` (:func:`ship_network`)."""
     path = Path(path)
     state = {"format": FORMAT, "version": VERSION, **state}
     # Serialise in memory first: torch.save straight into a file turns a failing write (disk full)
@@ -71,7 +72,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     try:
-        with atomic_write(path) as f:
+        with atomic_write(path, allow_shipped=allow_shipped) as f:
             f.write(buffer.getbuffer())
     except OSError as e:  # disk full, quota, read-only folder: one line, the old file is intact
         reason = e.strerror or first_line(e)
@@ -79,6 +80,37 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
             f"{path}: cannot write the checkpoint ({reason}); any previous checkpoint there is unchanged"
         ) from e
     return path
+
+
+def ship_network(source: str | os.PathLike, name: str) -> Path:
+    """Add a finished training's network to ``fast_style/pretrained/<name>.pt``
+    (:func:`pretrained_state`): the one writer allowed there (developers shipping a style)."""
+    from fast_style.fileio import SHIPPED_DIR, safe_name
+
+    return save_checkpoint(pretrained_state(load_checkpoint(source)), SHIPPED_DIR / f"{safe_name(name)}.pt",
+                           allow_shipped=True)
+
+
+def _not_a_torch_file(path: Path) -> str | None:
+    """Why ``path`` cannot be a file ``torch.save`` wrote (a zip archive, or a legacy pickle that
+    starts with the protocol byte 0x80), from its first bytes; None when it may be one.
+
+    torch.load's own errors for a text file range from ``KeyError: '101'`` to its pickled-objects
+    advice; the head of the file says plainly what it is."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        return e.strerror or first_line(e)
+    if not head:
+        return "it is empty"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return None
+    try:
+        head.decode("utf-8")
+        return "it is a text file, not a PyTorch file"
+    except UnicodeDecodeError:
+        return "it is not a PyTorch file (neither a zip archive nor a pickle)"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -89,6 +121,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path}: no such checkpoint")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder; pass the .pt file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file (a pipe or device?); pass the .pt file")
+    why = _not_a_torch_file(path)
+    if why:
+        raise CheckpointError(f"{path}: not a readable fast-style checkpoint ({why})")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, random bytes, pickled code, ...
@@ -107,6 +144,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     for key in ("model_config", "model"):
         if key not in state:
             raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
+    problem = _metadata_problem(state)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     if isinstance(state["model"], dict):  # shipped networks store fp16; every consumer computes in fp32
         state["model"] = {
             k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
@@ -115,29 +155,141 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
+def _metadata_problem(state: dict[str, Any]) -> str | None:
+    """What is wrong with a checkpoint's plain-data entries (they come from a file, so any type is
+    possible: ``styles: 5`` must be one line here, not a TypeError in whatever reads it later)."""
+    if not isinstance(state["model"], dict):
+        return f"its 'model' entry is a {type(state['model']).__name__}, not a state dict"
+    config = state["model_config"]
+    if not isinstance(config, dict):
+        return f"its model_config is a {type(config).__name__}, not a mapping"
+    for key, value in config.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"model_config.{key} must be an integer, got {value!r}"
+    if "style" in state and not isinstance(state["style"], str):
+        return f"its style name must be text, got {type(state['style']).__name__}"
+    if "styles" in state:
+        styles = state["styles"]
+        if not isinstance(styles, (list, tuple)) or not all(isinstance(n, str) for n in styles) or not styles:
+            return f"its styles entry must be a list of style names, got {styles!r:.80}"
+        n_styles = config.get("n_styles", 1)
+        if len(styles) != n_styles:
+            return f"it names {len(styles)} styles but its network has model_config.n_styles={n_styles}"
+    if "step" in state and (isinstance(state["step"], bool) or not isinstance(state["step"], int)):
+        return f"its step must be an integer, got {state['step']!r:.40}"
+    return None
+
+
 def load_failure_reason(error: BaseException) -> str:
     """One short line for why ``torch.load(weights_only=True)`` refused a file.
 
     torch's own message for a file holding pickled objects advises re-running with
-    ``weights_only=False``, i.e. running whatever code the file carries: never repeat that.
+    ``weights_only=False``, i.e. running whatever code the file carries: never repeat that. Only
+    a pickle that names a Python class or function (``Unsupported global``) holds such objects;
+    anything else weights_only refused is a damaged or foreign pickle.
     """
     text = str(error).strip()
     if text.startswith("Weights only load failed") or "weights_only" in text:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        what = f" ({found.group(1)})" if found else ""
-        return f"it holds pickled Python objects{what}, which fast-style never loads since they can run code"
+        if found:
+            return (f"it holds pickled Python objects ({found.group(1)}), which fast-style never loads "
+                    "since they can run code")
+        return "it is not a plain PyTorch file of tensors (a damaged or foreign pickle)"
     return first_line(error, 200)
 
 
+def _shape_problem(config: TransformerConfig, weights: dict[str, Any]) -> str | None:
+    """Whether ``config`` matches the weights, decided before the network is built: a crafted
+    ``n_residual=10**7`` or ``width=10**7`` would fill memory while building, long before
+    ``load_state_dict`` could say the weights do not fit."""
+    blocks = {int(m.group(1)) for k in weights if (m := re.match(r"residuals\.(\d+)\.", str(k)))}
+    if config.n_residual != len(blocks):
+        return f"model_config.n_residual={config.n_residual}, but the weights hold {len(blocks)} residual blocks"
+    with torch.device("meta"):  # shapes only: no memory, whatever width/n_styles say
+        skeleton = ImageTransformNet(config).state_dict()
+    for key, expected in skeleton.items():
+        got = weights.get(key)
+        if not isinstance(got, torch.Tensor):
+            return f"missing weight {key!r}"
+        if tuple(got.shape) != tuple(expected.shape):
+            return f"{key} has shape {tuple(got.shape)}, model_config needs {tuple(expected.shape)}"
+    extra = [k for k in weights if k not in skeleton]
+    if extra:
+        return f"unexpected weight {extra[0]!r}"
+    return None
+
+
 def model_from_checkpoint(state: dict[str, Any]) -> ImageTransformNet:
-    """Rebuild the network from the config stored in the checkpoint (not from user flags)."""
+    """Rebuild the network from the config stored in the checkpoint (not from user flags).
+
+    Refused in one line: a config that does not match the weights (checked on shapes before
+    anything is allocated), and non-finite weights, which would give a black or grey image with
+    exit 0 (a training that diverged, or a damaged file)."""
     try:
         config = TransformerConfig(**state["model_config"])
+        if min(config.width, config.n_styles) < 1 or config.n_residual < 0:
+            raise ValueError(f"width and n_styles must be >= 1 and n_residual >= 0, got {config}")
+        problem = _shape_problem(config, state["model"])
+        if problem:
+            raise ValueError(problem)
         model = ImageTransformNet(config)
         model.load_state_dict(state["model"])
     except (TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint weights do not match its model config: {first_line(e)}") from None
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(
+            f"checkpoint weights are not finite (NaN or inf in {bad[0]}{more}): the training diverged or "
+            "the file is damaged; it would give a blank image"
+        )
     return model.eval()
+
+
+def check_output_file(
+    output: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = (), overwrite: bool = False,
+    key: str = "output", way_out: str = "pass overwrite=true to replace it, or choose another output",
+) -> Path:
+    """The one "never replace a user's file without being told" rule, for every command that
+    writes a file the user names (convert, export; training's final checkpoint adds its own
+    same-network rule, :func:`check_final_replacement`). Checked before any work:
+
+    - never one of the command's ``inputs`` (resolved paths compared, so ``./a.pt``, ``a.pt`` and
+      a symlink to it are the same file), whatever ``overwrite`` says;
+    - never a shipped network (:func:`fast_style.fileio.check_not_shipped`), whatever ``overwrite`` says;
+    - never a folder;
+    - never a trained checkpoint (one with an optimizer state or a step > 0: hours of training,
+      maybe the only copy) unless ``overwrite``.
+    """
+    out = Path(output).expanduser()
+    check_not_shipped(out, key)
+    resolved = out.resolve()
+    for source in inputs:
+        if resolved == Path(source).expanduser().resolve():
+            raise ConfigError(f"{key}={output} is the input file {source}; choose another output")
+    if out.is_dir():
+        raise ConfigError(f"{key}={output} is a folder; name a file")
+    if out.exists() and not overwrite:
+        trained = _training_step(out)
+        if trained is not None:
+            raise ConfigError(f"{key}={output} holds a trained checkpoint (step {trained}); {way_out}")
+    return out
+
+
+def _training_step(path: Path) -> int | None:
+    """The step of a trained fast-style checkpoint at ``path`` (one with an optimizer or a step
+    > 0), None for anything else (a converted network, an export, an unrelated file)."""
+    if not path.is_file() or _not_a_torch_file(path):
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - not a checkpoint: not a training to protect
+        return None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        return None
+    step = state.get("step", 0)
+    step = step if isinstance(step, int) else 0
+    return step if ("optimizer" in state or step > 0) else None
 
 
 _CLASSIC_NORM_STATS = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -203,6 +355,9 @@ def load_classic_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    why = _not_a_torch_file(path)
+    if why:
+        raise CheckpointError(f"{path}: not a readable state_dict ({why})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
+from fast_style.checkpoint import check_output_file, load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from fast_style.errors import ConfigError, FastStyleError
 from fast_style.fileio import atomic_write
 from fast_style.models import ImageTransformNet
@@ -133,22 +133,38 @@ def export_onnx(model: ImageTransformNet, path: Path, opset: int = 18) -> Path:
 
 
 def export_torchscript(model: ImageTransformNet, path: Path) -> Path:
-    """Scripted (not traced), so the size-dependent padding stays dynamic."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Scripted (not traced), so the size-dependent padding stays dynamic; written atomically
+    through the one write path (which also refuses the shipped networks' folder)."""
+    import io
+
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still the libtorch route
-        scripted = torch.jit.script(model.eval())
-    scripted.save(str(path))
+        torch.jit.save(torch.jit.script(model.eval()), buffer)
+    with atomic_write(path) as f:
+        f.write(buffer.getbuffer())
     return path
 
 
-def export_checkpoint(ckpt: str | os.PathLike, fmt: str, output: str | os.PathLike | None = None) -> Path:
-    """Export the network of a fast-style checkpoint; default output next to it (.onnx / .ts.pt)."""
+def export_checkpoint(
+    ckpt: str | os.PathLike, fmt: str, output: str | os.PathLike | None = None, overwrite: bool = False
+) -> Path:
+    """Export the network of a fast-style checkpoint; default output next to it (.onnx / .ts.pt).
+
+    The output is checked before the export (:func:`fast_style.checkpoint.check_output_file`):
+    never the checkpoint itself (resolved paths: ``ckpt=starry_night`` is the shipped file), never
+    a shipped network, never a trained checkpoint unless ``overwrite``. A shipped name's default
+    output goes to the working folder, not into the package."""
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt!r}: choose one of {', '.join(FORMATS)}")
-    ckpt = Path(ckpt)
-    model = model_from_checkpoint(load_checkpoint(ckpt))
-    out = Path(output) if output else ckpt.with_suffix(".onnx" if fmt == "onnx" else ".ts.pt")
-    if out.resolve() == ckpt.resolve():
-        raise ConfigError(f"output={out} would overwrite the checkpoint")
+    source = resolve_checkpoint(ckpt)
+    suffix = ".onnx" if fmt == "onnx" else ".ts.pt"
+    if output:
+        out = Path(output)
+    elif source != Path(ckpt).expanduser():  # a shipped name: next to the command, not inside the package
+        out = Path(f"{source.stem}{suffix}")
+    else:
+        out = source.with_suffix(suffix)
+    check_output_file(out, (source,), overwrite)
+    model = model_from_checkpoint(load_checkpoint(source))
     return export_onnx(model, out) if fmt == "onnx" else export_torchscript(model, out)

@@ -1,8 +1,11 @@
-"""Atomic file writes: the one mechanism behind checkpoints, images and downloads."""
+"""Atomic file writes: the one mechanism behind checkpoints, images and downloads; and the
+file-system rules every writer shares (names read from files, the shipped networks, the cache)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import socket
 import stat
 import tempfile
@@ -13,9 +16,92 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
+from fast_style.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
 # A temp file whose writer is not on this host (a shared folder) is only judged by its age.
 STALE_AFTER_S = 3600.0
 _umask_lock = threading.Lock()
+# The networks shipped with the package (fast_style/pretrained): read by ``ckpt=<name>``, written
+# by nothing but :func:`fast_style.checkpoint.ship_network` (a developer adding one).
+SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
+MAX_NAME_CHARS = 100
+_UNSAFE = re.compile(r"[^\w.+=-]")  # \w is Unicode-aware: accented names stay readable
+_temp_cache_noted = False
+
+
+def safe_name(text: object, fallback: str = "style") -> str:
+    """``text`` (a name read from a file: a checkpoint's style) made safe to become part of a file
+    name: every character but letters, digits and ``. _ + = -`` becomes ``_`` (so no ``/``, no
+    control character), leading dots and underscores go (no ``..``, no hidden file), at most
+    :data:`MAX_NAME_CHARS`; ``fallback`` when nothing is left.
+
+    Why one function: a checkpoint is data from anywhere, and ``weights_only`` stops code, not a
+    style named ``/../../../victim`` from steering an output path outside its folder. Every name
+    that comes from a file goes through here before it is joined onto a path."""
+    name = _UNSAFE.sub("_", str(text)).lstrip("._")[:MAX_NAME_CHARS].rstrip(".")
+    return name or fallback
+
+
+def is_shipped(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (symlinks resolved) is inside the package's shipped networks folder."""
+    resolved = Path(path).expanduser().resolve()
+    return resolved == SHIPPED_DIR or SHIPPED_DIR in resolved.parents
+
+
+def check_not_shipped(path: str | os.PathLike, key: str = "output") -> None:
+    """Refuse to write into ``fast_style/pretrained``: stylize, export and evaluate load those
+    files by name, and a replaced one breaks every ``ckpt=<name>`` of this installation."""
+    if is_shipped(path):
+        raise ConfigError(f"{key}={path} is a network shipped with fast-style ({SHIPPED_DIR}), "
+                          "which is never written; choose another output")
+
+
+def read_regular_file(path: str | os.PathLike) -> bytes:
+    """The bytes of ``path`` if it is a regular file; OSError otherwise.
+
+    Opened non-blocking and checked on the open descriptor (no race between a check and the
+    open): a FIFO planted where a cache entry should be would otherwise block the reader forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def cache_root() -> Path:
+    """fast-style's cache folder (exported networks, downloaded paintings): ``$FAST_STYLE_CACHE``,
+    else ``$XDG_CACHE_HOME/fast_style``, else ``~/.cache/fast_style``.
+
+    Without a usable home (``HOME`` empty or relative, as in some containers and services) the
+    home-based default would land in ``/.cache`` or the working folder: a per-user folder under
+    the temp dir is used instead, said once in a warning line."""
+    explicit = os.environ.get("FAST_STYLE_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and Path(xdg).is_absolute():  # the XDG spec: a relative value is to be ignored
+        return Path(xdg) / "fast_style"
+    home = os.environ.get("HOME")
+    if home is None:
+        with suppress(KeyError, ImportError):
+            import pwd
+
+            home = pwd.getpwuid(os.getuid()).pw_dir
+    if home and Path(home).is_absolute() and Path(home) != Path("/"):
+        return Path(home) / ".cache" / "fast_style"
+    global _temp_cache_noted
+    temp = Path(tempfile.gettempdir()) / f"fast_style-cache-{os.getuid()}"
+    if not _temp_cache_noted:
+        _temp_cache_noted = True
+        log.warning("no usable home folder (HOME=%r): caching in %s for now (set FAST_STYLE_CACHE to keep it)",
+                    home, temp)
+    return temp
 
 
 def current_umask() -> int:
@@ -99,16 +185,19 @@ def ensure_writable_dir(folder: str | os.PathLike) -> Path:
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+def atomic_write(path: str | os.PathLike, allow_shipped: bool = False) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` only once it is completely written and synced.
 
     Temp file in the same folder, fsync, rename, fsync the folder: a process killed at any instant
     leaves the old file or the new one, never a torn one; an error (disk full, Ctrl-C) before the
     rename removes the temp file and leaves the old file untouched. A killed writer's temp file
     is removed by the next write of the same file (:func:`remove_stale_temps`). The file gets the
-    mode of the one it replaces, or the umask's (not mkstemp's 0o600).
+    mode of the one it replaces, or the umask's (not mkstemp's 0o600). The shipped networks are
+    refused here, in the one write path (:func:`check_not_shipped`), unless ``allow_shipped``.
     """
     path = Path(path)
+    if not allow_shipped:
+        check_not_shipped(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent)

@@ -41,6 +41,7 @@ class ExportSchema:
     ckpt: Optional[str] = None
     format: str = "onnx"
     output: Optional[str] = None
+    overwrite: bool = False  # replace a trained checkpoint at output= (checkpoint.check_output_file)
     verbose: bool = False
 
 

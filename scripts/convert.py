@@ -7,9 +7,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from fast_style.checkpoint import convert_classic_state_dict, load_classic_state_dict, save_checkpoint
+from fast_style.checkpoint import (
+    check_output_file,
+    convert_classic_state_dict,
+    load_classic_state_dict,
+    save_checkpoint,
+)
 from fast_style.cli import require, run_hydra_main, style_argument, user_errors
-from fast_style.errors import ConfigError
+from fast_style.fileio import safe_name
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="convert")
@@ -17,9 +22,11 @@ def main(cfg: DictConfig) -> None:
     with user_errors(cfg.verbose):
         require(cfg.input, "input", ": a pytorch/examples TransformerNet state_dict (.pth/.model)")
         style = str(cfg.style_name or Path(cfg.input).stem)
-        output = Path(cfg.output or f"checkpoints/{style}.pt")
-        if output.expanduser().resolve() == Path(cfg.input).expanduser().resolve():
-            raise ConfigError(f"output={output} would overwrite the input; choose another output")
+        output = Path(cfg.output or f"checkpoints/{safe_name(style)}.pt")
+        # `overwrite` is read with a default: configs/convert.yaml may not list it (then +overwrite=true)
+        flag = "overwrite=true" if "overwrite" in cfg else "+overwrite=true"
+        check_output_file(output, (cfg.input,), bool(cfg.get("overwrite", False)),
+                          way_out=f"pass {flag} to replace it, or output=<another file>")
         state = convert_classic_state_dict(load_classic_state_dict(cfg.input), style=style)
         save_checkpoint(state, output)
     config = state["model_config"]

@@ -14,7 +14,7 @@ register_schemas()  # configs/export.yaml is typed: a bad value is one error lin
 def main(cfg: DictConfig) -> None:
     with user_errors(cfg.verbose):
         require(cfg.ckpt, "ckpt", ", e.g. ckpt=checkpoints/candy.pt")
-        path = export_checkpoint(cfg.ckpt, cfg.format, cfg.output)
+        path = export_checkpoint(cfg.ckpt, cfg.format, cfg.output, overwrite=cfg.overwrite)
     print(path)
 
 
