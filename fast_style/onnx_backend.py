@@ -29,7 +29,7 @@ import torch
 
 from fast_style import __version__
 from fast_style.errors import ConfigError, first_line
-from fast_style.fileio import atomic_write
+from fast_style.fileio import atomic_write, cache_root, read_regular_file
 from fast_style.models import ImageTransformNet
 from fast_style.models.transformer import UpsampleConvNormReLU
 
@@ -48,12 +48,12 @@ class BackendUnavailable(Exception):
 
 
 def onnx_cache_dir() -> Path:
-    """``$FAST_STYLE_ONNX_CACHE``, else ``$FAST_STYLE_CACHE/onnx``, else ``~/.cache/fast_style/onnx``."""
+    """``$FAST_STYLE_ONNX_CACHE``, else ``onnx`` in :func:`fast_style.fileio.cache_root`
+    (``$FAST_STYLE_CACHE``, ``$XDG_CACHE_HOME/fast_style``, ``~/.cache/fast_style``)."""
     explicit = os.environ.get("FAST_STYLE_ONNX_CACHE")
     if explicit:
         return Path(explicit).expanduser()
-    root = os.environ.get("FAST_STYLE_CACHE") or Path.home() / ".cache" / "fast_style"
-    return Path(root).expanduser() / "onnx"
+    return cache_root() / "onnx"
 
 
 def _versions() -> dict[str, str]:
@@ -77,10 +77,10 @@ def model_digest(model: ImageTransformNet) -> str:
     return h.hexdigest()
 
 
-def cache_key(model: ImageTransformNet, precision: str = "fp32") -> str:
-    """File stem of the cached export: the model digest plus the versions and export options
-    (for int8 also onnxruntime's version: its quantiser writes that graph)."""
-    parts = {"model": model_digest(model), "versions": _versions(), "opset": OPSET, "clamp": True,
+def cache_key(model: ImageTransformNet, precision: str = "fp32", digest: str | None = None) -> str:
+    """File stem of the cached export: the model digest (``digest`` when the caller has it) plus the
+    versions and export options (for int8 also onnxruntime's version: its quantiser writes that graph)."""
+    parts = {"model": digest or model_digest(model), "versions": _versions(), "opset": OPSET, "clamp": True,
              "precision": precision}
     if precision != "fp32":
         from importlib.metadata import version
@@ -126,7 +126,8 @@ class OnnxNet:
                 raise BackendUnavailable(f"{name} is not installed (pip install onnxruntime onnx onnxscript)")
         self.n_styles = model.config.n_styles
         self.cache = cache or onnx_cache_dir()
-        self.key = cache_key(model, self.precision)
+        self.digest = model_digest(model)  # what every cache entry of this network must record
+        self.key = cache_key(model, self.precision, self.digest)
         self.path = self.cache / f"{self.key}.onnx"
         self.exported = False  # True when this call had to (re)build the cache entry
         self.session = self._load(model)
@@ -135,7 +136,7 @@ class OnnxNet:
     def _load(self, model: ImageTransformNet):  # noqa: ANN202
         import onnxruntime as ort
 
-        data, problem = read_verified(self.path)
+        data, problem = read_verified(self.path, self.digest, self.precision)
         if data is not None:
             try:
                 return ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
@@ -155,8 +156,10 @@ class OnnxNet:
         from fast_style.export import onnx_bytes
 
         if self.precision != "fp32":
-            fp32_path = self.cache / f"{cache_key(model, 'fp32')}.onnx"
-            data, _ = read_verified(fp32_path)
+            fp32_path = self.cache / f"{cache_key(model, 'fp32', self.digest)}.onnx"
+            data, problem = read_verified(fp32_path, self.digest, "fp32")
+            if problem:
+                log.warning("ONNX cache entry %s: %s; not quantising it", fp32_path, problem)
             if data is not None:
                 log.info("onnxruntime: quantising the cached fp32 export %s", fp32_path)
                 return data
@@ -180,7 +183,7 @@ class OnnxNet:
             # the record goes second: a crash in between leaves a mismatch, which is rebuilt
             with atomic_write(self.path.with_suffix(".json")) as f:
                 record = {"sha256": hashlib.sha256(data).hexdigest(), "versions": _versions(),
-                          "model": model_digest(model), "config": model.config.to_dict(),
+                          "model": self.digest, "config": model.config.to_dict(),
                           "precision": self.precision}
                 f.write(json.dumps(record, indent=1).encode())
         except OSError as e:  # read-only or full cache: run from memory, export again next time
@@ -199,19 +202,32 @@ class OnnxNet:
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
 
-def read_verified(path: Path) -> tuple[bytes | None, str | None]:
-    """(bytes, None) for a cache entry whose hash matches its record; (None, reason) otherwise
-    (reason None when there is simply no entry yet)."""
+def read_verified(
+    path: Path, digest: str | None = None, precision: str | None = None
+) -> tuple[bytes | None, str | None]:
+    """(bytes, None) for a cache entry whose hash matches its record and whose record names the
+    network being served (``digest``: :func:`model_digest`) at ``precision``; (None, reason)
+    otherwise (reason None when there is simply no entry yet).
+
+    Why the digest too: the file name is only a hash of the network, so an entry copied (or
+    planted) under another network's name passes the file-hash check and would be served as this
+    network. Only regular files are read (:func:`fast_style.fileio.read_regular_file`): a FIFO at
+    the key would block the reader forever."""
     meta_path = path.with_suffix(".json")
-    if not path.exists() and not meta_path.exists():
+    if not os.path.lexists(path) and not os.path.lexists(meta_path):
         return None, None
     try:
-        data = path.read_bytes()
-        meta = json.loads(meta_path.read_text())
+        data = read_regular_file(path)
+        meta = json.loads(read_regular_file(meta_path))
     except (OSError, ValueError) as e:
-        return None, f"unreadable ({e.__class__.__name__})"
+        why = "not a regular file" if "not a regular file" in str(e) else e.__class__.__name__
+        return None, f"unreadable ({why})"
     if not isinstance(meta, dict) or meta.get("sha256") != hashlib.sha256(data).hexdigest():
         return None, "its hash does not match its record (corrupt or partly written)"
+    if digest is not None and meta.get("model") != digest:
+        return None, "its record names another network (copied or planted under this network's key)"
+    if precision is not None and meta.get("precision", "fp32") != precision:
+        return None, f"its record says precision {meta.get('precision')}, not {precision}"
     return data, None
 
 

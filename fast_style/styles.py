@@ -25,7 +25,7 @@ from PIL import Image
 from fast_style.color import color_stats, match_color_stats
 from fast_style.data import is_shard_dir
 from fast_style.errors import ConfigError, ImageError
-from fast_style.fileio import atomic_write
+from fast_style.fileio import atomic_write, cache_root
 from fast_style.images import batch_from_image, load_batch, load_image
 from fast_style.photos import SAMPLE_DIR, list_images
 from fast_style.shards import ShardDataset
@@ -35,9 +35,9 @@ TRAIN_COLOR_MODES = ("histogram",)
 
 
 def cache_dir() -> Path:
-    """Where downloaded style images live: ``$FAST_STYLE_CACHE/styles`` (default ~/.cache/fast_style)."""
-    root = os.environ.get("FAST_STYLE_CACHE") or Path.home() / ".cache" / "fast_style"
-    return Path(root).expanduser() / "styles"
+    """Where downloaded style images live: ``styles`` in :func:`fast_style.fileio.cache_root`
+    (``$FAST_STYLE_CACHE``, ``$XDG_CACHE_HOME/fast_style``, ``~/.cache/fast_style``)."""
+    return cache_root() / "styles"
 
 
 SHIPPED_STYLES = SAMPLE_DIR / "styles"

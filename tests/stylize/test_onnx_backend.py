@@ -215,7 +215,8 @@ def test_cache_is_keyed_by_content_and_rebuilds_corrupt_entries(tmp_path, caplog
 
     # a file whose record matches but that onnxruntime refuses (a forged/foreign entry) -> rebuilt
     first.path.write_bytes(b"not an onnx model")
-    first.path.with_suffix(".json").write_text(json.dumps({"sha256": hashlib.sha256(b"not an onnx model").hexdigest()}))
+    first.path.with_suffix(".json").write_text(json.dumps({"sha256": hashlib.sha256(b"not an onnx model").hexdigest(),
+                                                           "model": model_digest(model)}))
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="fast_style.onnx_backend"):
         reloaded = OnnxNet(model, cache)
