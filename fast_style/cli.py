@@ -8,21 +8,23 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from fast_style.errors import ConfigError, FastStyleError, first_line
+from fast_style.errors import ConfigError, FastStyleError, Interrupted, first_line
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
 
 
 @contextmanager
 def user_errors(verbose: bool = False) -> Iterator[None]:
-    """Turn a FastStyleError into ``error: <one line>`` and exit code 2 (traceback with verbose=true)."""
+    """Turn a FastStyleError into ``error: <one line>`` and exit code 2 (traceback with verbose=true);
+    :class:`~fast_style.errors.Interrupted` (Ctrl-C after keeping the finished work) exits 130."""
     try:
         yield
     except FastStyleError as e:
         if verbose:
             raise
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        sys.exit(EXIT_INTERRUPTED if isinstance(e, Interrupted) else EXIT_USAGE)
 
 
 def list_skipped(skipped: Sequence[tuple[object, str]], full_list: str, shown: int = 20) -> str:

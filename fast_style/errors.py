@@ -21,6 +21,11 @@ class CheckpointError(FastStyleError):
     """A file is not a usable fast-style checkpoint."""
 
 
+class Interrupted(FastStyleError):
+    """Ctrl-C (SIGINT) stopped a long command after keeping what was finished; the message says
+    what was kept. Entry points exit with 130, the shell's code for SIGINT."""
+
+
 class WeightsError(FastStyleError):
     """Loss-network weights cannot be found or loaded."""
 

@@ -102,8 +102,10 @@ def preprocess(
         raise ConfigError(f"data.image_size must be a positive multiple of 4, got {image_size!r}")
     integer_at_least("shard_size", shard_size, 1)
     t0 = time.perf_counter()
-    files = list_images(root, "data.root")
     out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():  # before the listing: a typo is found at once
+        raise ConfigError(f"out={out} is a file, not a folder; name a folder for the shards")
+    files = list_images(root, "data.root")
     if (out / INDEX).exists() and not overwrite:
         raise ConfigError(f"out={out}: already holds shards ({INDEX}); pass overwrite=true to replace them")
     if out.resolve() == Path(root).expanduser().resolve():

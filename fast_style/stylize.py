@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,9 +21,9 @@ from fast_style.checks import integer_at_least
 from fast_style.color import check_mode as check_color_mode
 from fast_style.color import match_color, preserve_luminance
 from fast_style.device import resolve_device
-from fast_style.errors import ConfigError, FastStyleError, ImageError
-from fast_style.fileio import ensure_writable_dir
-from fast_style.images import is_image_file, load_image, save_image, scale_image, to_pil, to_tensor
+from fast_style.errors import ConfigError, FastStyleError, ImageError, Interrupted
+from fast_style.fileio import ensure_writable_dir, safe_name
+from fast_style.images import SAVE_FORMATS, is_image_file, load_image, save_image, scale_image, to_pil, to_tensor
 from fast_style.models import ImageTransformNet
 from fast_style.onnx_backend import BackendUnavailable, OnnxNet, check_backend, check_precision, torch_reason
 from fast_style.tiling import MIN_TILE, stylize_tiled
@@ -100,7 +101,7 @@ class Stylizer:
         self.style = style
         self.strength = strength
         self.preserve_color = preserve_color
-        self.style_weights = style_weights
+        self.style_weights = None if style_weights is None else normalized_weights(style_weights)
         # one static graph per image size (dynamic-shape kernels are slower); after 8 sizes
         # torch falls back to eager with a warning
         self._compiled = torch.compile(self.model, dynamic=False) if compile else None
@@ -144,26 +145,9 @@ class Stylizer:
         style_mix: dict[str, float] | None = None,
         **options: object,
     ) -> Stylizer:
-        """Load a checkpoint. Multi-style ones need ``style=<name>`` or ``style_mix={name: weight}``."""
-        state = load_checkpoint(path)
-        model = model_from_checkpoint(state)
-        names = [str(n) for n in state.get("styles", [state.get("style", "style")])]
-        weights = None
-        label = names[0]
-        if len(names) > 1 or style or style_mix:
-            mix = style_mix or ({style: 1.0} if style else None)
-            if not mix:
-                raise ConfigError(
-                    f"{path} holds {len(names)} styles ({', '.join(names)}): pass style=<name> or style_mix"
-                )
-            unknown = [n for n in mix if n not in names]
-            if unknown:
-                raise ConfigError(f"style(s) {unknown} not in {path}; it holds: {', '.join(names)}")
-            if len(names) > 1:
-                weights = torch.tensor([float(mix.get(n, 0.0)) for n in names])
-                if not weights.sum() > 0 or (weights < 0).any():
-                    raise ConfigError("style_mix weights must be >= 0 and not all 0")
-            label = "+".join(n for n in names if mix.get(n, 0.0) > 0)
+        """Load a checkpoint. Multi-style ones need ``style=<name>`` or ``style_mix={name: weight}``
+        (weights are relative: they are divided by their sum, so 70/30 is 0.7/0.3)."""
+        model, label, weights = load_network(path, style, style_mix)
         return cls(model, style=label, device=device, style_weights=weights, **options)  # type: ignore[arg-type]
 
     def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
@@ -176,27 +160,12 @@ class Stylizer:
         return out[0] if image.dim() == 3 else out
 
     def tiles(self, width: int, height: int) -> bool:
-        """Whether an image of this size goes through tiles: a side over ``tile_size`` (a sliver
-        under 8 px wide keeps one pass)."""
-        return self.tile_size is not None and max(width, height) > self.tile_size and min(width, height) >= 8
+        """Whether an image of this size goes through tiles (:func:`goes_tiled`)."""
+        return goes_tiled(self.tile_size, width, height)
 
     def check_size(self, width: int, height: int, what: str = "image", scale: float = 1.0) -> None:
-        """The one cap on output pixels (:func:`output_pixel_limit`), for every path that
-        stylizes; one ConfigError line naming the way out."""
-        tiled = self.tiles(width, height)
-        limit = output_pixel_limit(self.max_pixels, tiled)
-        if width * height <= limit:
-            return
-        how = f" after scale={scale:g}" if scale != 1.0 else ""
-        ways = [f"lower scale= (now {scale:g})"]
-        if not tiled and width * height <= output_pixel_limit(self.max_pixels, True):
-            ways.insert(0, "use tile_size=1024 (same output, memory set by the tile)")
-        ways.append("raise max_pixels= if this machine has the memory")
-        raise ConfigError(
-            f"{what}: output would be {width}x{height} px ({width * height / 1e6:.1f} MP){how}, over the "
-            f"{limit / 1e6:g} MP cap for {'tiled' if tiled else 'whole-image'} passes (max_pixels={self.max_pixels}); "
-            + ", or ".join(ways)
-        )
+        """The one cap on output pixels (:func:`check_output_size`), for every path that stylizes."""
+        check_output_size(width, height, self.tile_size, self.max_pixels, what, scale)
 
     def stylize_batch(self, batch: torch.Tensor, model: ImageTransformNet | None = None) -> torch.Tensor:
         """Network + options on a (B, 3, H, W) batch; ``model`` swaps in a variant of the network
@@ -231,6 +200,74 @@ class Stylizer:
         return y
 
 
+def load_network(
+    path: str | os.PathLike, style: str | None = None, style_mix: object = None
+) -> tuple[ImageTransformNet, str, torch.Tensor | None]:
+    """(network, label, style weights) of a checkpoint for the style or mix asked: everything
+    :meth:`Stylizer.from_checkpoint` reads from files and arguments, without starting a backend,
+    so scripts can check their outputs before the (possibly long) ONNX export starts."""
+    state = load_checkpoint(path)
+    model = model_from_checkpoint(state)
+    names = [str(n) for n in state.get("styles", [state.get("style", "style")])]
+    weights = None
+    label = names[0]
+    if len(names) > 1 or style or style_mix:
+        mix = check_style_mix(style_mix) if style_mix else ({str(style): 1.0} if style else None)
+        if not mix:
+            raise ConfigError(
+                f"{path} holds {len(names)} styles ({', '.join(names)}): pass style=<name> or style_mix"
+            )
+        unknown = [n for n in mix if n not in names]
+        if unknown:
+            raise ConfigError(f"style(s) {unknown} not in {path}; it holds: {', '.join(names)}")
+        if len(names) > 1:
+            weights = normalized_weights(torch.tensor([mix.get(n, 0.0) for n in names], dtype=torch.float64))
+        label = "+".join(n for n in names if mix.get(n, 0.0) > 0)
+    return model, label, weights
+
+
+def check_style_mix(style_mix: object) -> dict[str, float]:
+    """``{name: weight}`` with finite weights >= 0, not all 0; else one ConfigError line
+    (``style_mix=abc``, ``{a: abc}``, ``{a: inf}``, ``{a: -1}``)."""
+    example = "style_mix={starry_night: 0.7, the_scream: 0.3}"
+    if not isinstance(style_mix, dict) or not style_mix:
+        raise ConfigError(f"style_mix must map style names to weights, e.g. {example}; got {style_mix!r:.80}")
+    mix = {}
+    for name, weight in style_mix.items():
+        try:
+            value = float(weight) if not isinstance(weight, bool) else math.nan
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"style_mix weight of {name} must be a finite number >= 0, got {weight!r:.40}")
+        mix[str(name)] = value
+    if not any(mix.values()):
+        raise ConfigError("style_mix weights must be >= 0 and not all 0")
+    return mix
+
+
+def normalized_weights(weights: torch.Tensor) -> torch.Tensor:
+    """Style weights divided by their sum (per row), as float32: mixing weights are relative, so
+    ``{a: 70, b: 30}`` and ``{a: 0.7, b: 0.3}`` give one image, and a one-hot row is unchanged.
+    Scaled by the largest weight first, so weights near the float limit (1e308) do not overflow."""
+    w = weights.detach().to(torch.float64)
+    if not torch.isfinite(w).all() or (w < 0).any():
+        raise ConfigError(f"style weights must be finite and >= 0, got {w.tolist()}")
+    top = w.amax(dim=-1, keepdim=True)
+    if (top <= 0).any():
+        raise ConfigError("style weights must not be all 0")
+    w = w / top
+    return (w / w.sum(dim=-1, keepdim=True)).to(torch.float32)
+
+
+def check_scale(scale: object) -> float:
+    """``scale`` as a finite number > 0; else one ConfigError line (``scale=inf`` used to be an
+    OverflowError deep in the size arithmetic)."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or not scale > 0:
+        raise ConfigError(f"scale must be a finite number > 0, got {scale!r}")
+    return float(scale)
+
+
 def check_tile_size(tile_size: object) -> int | None:
     """``None`` (whole images) or an integer >= :data:`~fast_style.tiling.MIN_TILE`; else one ConfigError line."""
     if tile_size is None:
@@ -243,6 +280,52 @@ def check_max_pixels(max_pixels: object) -> int | str:
     if max_pixels == "auto":
         return "auto"
     return integer_at_least("max_pixels", max_pixels, 1, " (output pixels per image) or auto")
+
+
+def goes_tiled(tile_size: int | None, width: int, height: int) -> bool:
+    """Whether an image of this size goes through tiles: a side over ``tile_size`` (a sliver
+    under 8 px wide keeps one pass)."""
+    return tile_size is not None and max(width, height) > tile_size and min(width, height) >= 8
+
+
+def check_output_size(width: int, height: int, tile_size: int | None = None, max_pixels: int | str = "auto",
+                      what: str = "image", scale: float = 1.0) -> None:
+    """The one cap on output pixels (:func:`output_pixel_limit`): one ConfigError line naming the
+    way out. A plain function of the options, so a script can check a photo before its Stylizer
+    (and the ONNX export) starts."""
+    tiled = goes_tiled(tile_size, width, height)
+    limit = output_pixel_limit(max_pixels, tiled)
+    if width * height <= limit:
+        return
+    how = f" after scale={scale:g}" if scale != 1.0 else ""
+    ways = [f"lower scale= (now {scale:g})"]
+    if not tiled and width * height <= output_pixel_limit(max_pixels, True):
+        ways.insert(0, "use tile_size=1024 (same output, memory set by the tile)")
+    ways.append("raise max_pixels= if this machine has the memory")
+    raise ConfigError(
+        f"{what}: output would be {width}x{height} px ({width * height / 1e6:.1f} MP){how}, over the "
+        f"{limit / 1e6:g} MP cap for {'tiled' if tiled else 'whole-image'} passes (max_pixels={max_pixels}); "
+        + ", or ".join(ways)
+    )
+
+
+def check_photo(path: str | os.PathLike, scale: float = 1.0, tile_size: object = None,
+                max_pixels: object = "auto") -> None:
+    """What :func:`stylize_paths` refuses for one photo, from its header, before any network
+    exists: a scale that leaves under :data:`MIN_OUTPUT_SIDE` px a side, or the pixel cap."""
+    size = _planned_size(Path(path), check_scale(scale))
+    if size is None:
+        return  # unreadable header: loading it reports the real error
+    _check_min_side(path, size, scale)
+    check_output_size(*size, check_tile_size(tile_size), check_max_pixels(max_pixels), str(path), scale)
+
+
+def _check_min_side(path: str | os.PathLike, size: tuple[int, int], scale: float) -> None:
+    if scale < 1.0 and min(size) < MIN_OUTPUT_SIDE:
+        raise ConfigError(
+            f"scale={scale:g} makes {path} {size[0]}x{size[1]} px; use a scale that keeps at least "
+            f"{MIN_OUTPUT_SIDE} px per side"
+        )
 
 
 def output_pixel_limit(max_pixels: int | str, tiled: bool) -> int:
@@ -259,7 +342,13 @@ def plan_outputs(inputs: Path, output: Path | None, style: str) -> list[tuple[Pa
     When the outputs go into the input folder (or a folder inside it), files named like this
     stylize's outputs (``*_<style>.png``) are not inputs: they are an earlier run's results, and
     reading them back would stylize them again (``a_candy_candy.png``) on every rerun.
+
+    ``style`` comes from a checkpoint (any file from anywhere), so it goes through
+    :func:`fast_style.fileio.safe_name` before it becomes part of a name: a style called
+    ``/../../../victim`` cannot steer an output outside the output folder. An explicit output
+    file must have a format images are written in (checked here, before any work).
     """
+    style = safe_name(style)
     inputs = inputs.expanduser()
     if not inputs.exists():
         raise ConfigError(f"input={inputs}: no such file or folder")
@@ -289,6 +378,9 @@ def plan_outputs(inputs: Path, output: Path | None, style: str) -> list[tuple[Pa
             out = Path("stylized") / f"{inputs.stem}_{style}.png"
         elif output.is_dir() or not output.suffix:
             out = output / f"{inputs.stem}_{style}.png"
+        elif output.suffix.lower() not in SAVE_FORMATS:
+            raise ConfigError(f"output={output}: images are written as {' '.join(SAVE_FORMATS)}; "
+                              "choose one of those extensions (or a folder)")
         else:
             out = output
         pairs = [(inputs, out)]
@@ -317,8 +409,8 @@ def _planned_size(path: Path, scale: float) -> tuple[int, int] | None:
                 w, h = h, w
     except Exception:  # noqa: BLE001 - only a batching hint; load_image gives the real one-line error
         return None
-    if scale != 1.0:
-        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+    if scale != 1.0:  # huge scales stay finite: the pixel cap then refuses them in one line
+        w, h = (max(1, round(min(side * scale, 1e12))) for side in (w, h))
     return w, h
 
 
@@ -401,9 +493,10 @@ def stylize_paths(
     decode and resize ahead of the network (a torch DataLoader, pinned memory on CUDA), and a
     small thread pool encodes and writes the outputs, so decoding, the network and PNG
     compression overlap. A bad file is one warning line and is skipped while the rest go on.
+    Ctrl-C stops after the images already stylized are written (they are kept) and raises
+    :class:`~fast_style.errors.Interrupted` (one line: how many were written).
     """
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-        raise ConfigError(f"scale must be a number > 0, got {scale!r}")
+    scale = check_scale(scale)
     batch_size, workers = resolve_batching(stylizer.device, batch_size, workers)
     pairs = plan_outputs(Path(inputs), Path(output) if output else None, stylizer.style)
     # Every size is known from the file headers: the pixel cap and a too small scale are found
@@ -415,11 +508,7 @@ def stylize_paths(
         if size is None:
             keep.append(i)  # unreadable header: loading it reports the real error
             continue
-        if scale < 1.0 and min(size) < MIN_OUTPUT_SIDE:
-            raise ConfigError(
-                f"scale={scale:g} makes {src} {size[0]}x{size[1]} px; use a scale that keeps at least "
-                f"{MIN_OUTPUT_SIDE} px per side"
-            )
+        _check_min_side(src, size, scale)
         try:
             stylizer.check_size(*size, what=str(src), scale=scale)
             keep.append(i)
@@ -465,21 +554,28 @@ def stylize_paths(
     bar = tqdm(total=len(pairs), desc=f"stylize ({stylizer.style})", unit="img", disable=not progress)
     # warnings go through tqdm.write while the bar is shown, so they do not break its line
     with bar, logging_redirect_tqdm() if progress else nullcontext(), ThreadPoolExecutor(max_workers=2) as pool:
-        for groups, failed in loader:
-            for _, message in failed:
-                fail(message)
-            bar.update(len(failed))
-            for indices, batch in groups:
-                out = stylizer.stylize_batch(batch.to(stylizer.device, non_blocking=True)).cpu()
-                for i, image in zip(indices, out):
-                    saving.append((i, pairs[i][1], pool.submit(save_image, image, pairs[i][1])))
-                bar.update(len(indices))
-                finish(len(indices))  # the previous batch is written while the next one runs
+        try:
+            for groups, failed in loader:
+                for _, message in failed:
+                    fail(message)
+                bar.update(len(failed))
+                for indices, batch in groups:
+                    out = stylizer.stylize_batch(batch.to(stylizer.device, non_blocking=True)).cpu()
+                    for i, image in zip(indices, out):
+                        saving.append((i, pairs[i][1], pool.submit(save_image, image, pairs[i][1])))
+                    bar.update(len(indices))
+                    finish(len(indices))  # the previous batch is written while the next one runs
+        except KeyboardInterrupt:
+            finish(0)  # what is stylized is written (each write is atomic): kept, not lost
+            raise Interrupted(
+                f"interrupted: {len(written)} of {len(pairs)} image(s) written (kept), the rest not stylized"
+            ) from None
         finish(0)
     return [written[i] for i in sorted(written)], errors
 
 
 __all__ = [
-    "FastStyleError", "Stylizer", "check_max_pixels", "check_tile_size", "output_pixel_limit", "plan_batches",
-    "plan_outputs", "resolve_batching", "stylize_paths",
+    "FastStyleError", "Stylizer", "check_max_pixels", "check_output_size", "check_photo", "check_scale",
+    "check_style_mix", "check_tile_size", "goes_tiled", "load_network", "normalized_weights", "output_pixel_limit",
+    "plan_batches", "plan_outputs", "resolve_batching", "stylize_paths",
 ]

@@ -15,7 +15,9 @@ Measuring it (a panned test clip, the flicker metric) is :mod:`fast_style.measur
 from __future__ import annotations
 
 import copy
+import logging
 import os
+from contextlib import suppress
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,14 +27,38 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from fast_style.errors import ConfigError, FastStyleError
+from fast_style.errors import ConfigError, FastStyleError, Interrupted, first_line
+from fast_style.fileio import safe_name
 from fast_style.stylize import Stylizer, resolve_batching
+
+log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 
 def is_video_file(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def video_output(src: str | os.PathLike, output: str | os.PathLike | None, style: str) -> Path:
+    """Where the stylized ``src`` goes, checked before any work: ``output`` as a video file, or as a
+    folder (an existing one, or a name without extension, as for images) that receives
+    ``<stem>_<style>.mp4``; default ``stylized/<stem>_<style>.mp4``. ``style`` comes from a
+    checkpoint: :func:`fast_style.fileio.safe_name`. Anything else (``x.png``) is one line."""
+    src = Path(src)
+    name = f"{src.stem}_{safe_name(style)}.mp4"
+    if output is None or str(output) == "":
+        out = Path("stylized") / name
+    else:
+        out = Path(output).expanduser()
+        if out.is_dir() or not out.suffix:
+            out = out / name
+        elif not is_video_file(out):
+            raise ConfigError(f"output={output}: a video is written as a video file "
+                              f"({' '.join(VIDEO_EXTENSIONS)}) or into a folder")
+    if out.resolve() == src.resolve():
+        raise ConfigError(f"output {out} would overwrite the input video")
+    return out
 
 
 class SmoothedInstanceNorm(nn.Module):
@@ -153,29 +179,51 @@ def stylize_video(
         batch.clear()
 
     total = vin.frames or None
+    stopped: str | None = None  # why reading stopped early: a damaged stream or Ctrl-C
     try:
         with tqdm(total=total, desc=f"video ({stylizer.style})", unit="frame", disable=not progress) as bar:
             streams = [s for s in (vin, ain) if s is not None]
-            for packet in inp.demux(*streams):
-                if packet.stream is ain:
-                    if packet.dts is not None:
-                        packet.stream = aout
-                        out.mux(packet)
-                    continue
-                for frame in packet.decode():
-                    batch.append(frame.to_ndarray(format="rgb24"))
-                    if len(batch) == batch_size:
+            try:
+                for packet in inp.demux(*streams):
+                    if packet.stream is ain:
+                        if packet.dts is not None:
+                            packet.stream = aout
+                            out.mux(packet)
+                        continue
+                    for frame in packet.decode():
+                        batch.append(frame.to_ndarray(format="rgb24"))
+                        if len(batch) == batch_size:
+                            flush()
+            except av.error.FFmpegError as e:  # cut mid-stream, garbage packets: keep what decoded
+                stopped = f"cannot decode past frame {n_frames + len(batch)} ({first_line(e, 100)})"
+                held = []
+                with suppress(av.error.FFmpegError, IndexError, ValueError):  # frames the decoder still holds
+                    held = [f.to_ndarray(format="rgb24") for f in vin.codec_context.decode(None)]
+                for i in range(0, len(held), batch_size):
+                    batch.extend(held[i : i + batch_size])
+                    if len(batch) >= batch_size:
                         flush()
+            except KeyboardInterrupt:
+                batch.clear()
+                stopped = "interrupted"
             if batch:
                 flush()
             for packet in vout.encode(None):
                 out.mux(packet)
         out.close()
         inp.close()
+        if n_frames == 0 and stopped:
+            if stopped == "interrupted":
+                raise Interrupted("interrupted before the first frame was stylized; nothing written")
+            raise FastStyleError(f"{src}: no frame could be stylized ({stopped})")
         os.replace(tmp, dst)
     except BaseException:
         out.close()
         inp.close()
         tmp.unlink(missing_ok=True)
         raise
+    if stopped == "interrupted":
+        raise Interrupted(f"interrupted: the {n_frames} frames stylized so far are kept in {dst}")
+    if stopped:
+        log.warning("%s: %s; the %d frames before it are kept in %s", src, stopped, n_frames, dst)
     return VideoReport(dst, n_frames, fps, aout is not None)
