@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from fast_style.cli import run_hydra_main
 from fast_style.dashboard import DashboardError, start_server, stop_server
+from fast_style.dashboard.server import is_loopback, server_url
 from fast_style.script_configs import register_schemas
 
 register_schemas()  # configs/dashboard.yaml is typed: port=abc is one error line
@@ -43,8 +44,9 @@ def main(cfg: DictConfig) -> None:
     except KeyboardInterrupt:  # Ctrl-C while starting: start_server already stopped the child
         print("stopping visdom dashboard", flush=True)
         sys.exit(0)
-    shown = "localhost" if cfg.host in ("127.0.0.1", "localhost") else cfg.host
-    print(f"visdom dashboard: http://{shown}:{cfg.port}  (log: {proc.log_path}; Ctrl-C to stop)", flush=True)
+    shown = "localhost" if is_loopback(str(cfg.host)) else str(cfg.host)  # loopback: visdom is on 127.0.0.1
+    print(f"visdom dashboard: {server_url(shown, int(cfg.port))}  (log: {proc.log_path}; Ctrl-C to stop)",
+          flush=True)
     code = 0
     try:
         while proc.poll() is None:

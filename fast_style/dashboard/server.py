@@ -26,7 +26,8 @@ from pathlib import Path
 from fast_style.dashboard.assets import install_assets
 from fast_style.dashboard.errors import DashboardError
 
-__all__ = ["free_port", "is_loopback", "login_settings", "server_url", "start_server", "stop_server", "wait_until_up"]
+__all__ = ["free_port", "is_loopback", "login_settings", "server_url", "start_server", "stop_server", "wait_until_up",
+           "write_cookie_secret"]
 
 LOGIN_VARIABLES = ("VISDOM_USERNAME", "VISDOM_PASSWORD")
 
@@ -38,23 +39,42 @@ def is_loopback(host: str) -> bool:
 
 
 def server_url(host: str, port: int) -> str:
-    return f"http://{host}:{port}"
+    """``http://host:port``, an IPv6 address in brackets (``http://[::1]:8097``)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now (the OS picks it; tiny race until the server binds)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
+def _bind_address(host: str) -> str:
+    """Where visdom will listen for ``host``: ``-bind_local`` makes it 127.0.0.1 for every loopback
+    name (``localhost``, ``::1`` included: visdom 0.2.4 hard-codes the IPv4 address); any other host
+    listens on all interfaces (``::``, dual-stack, where IPv6 exists, as tornado does)."""
+    if is_loopback(host):
+        return "127.0.0.1"
+    return "::" if socket.has_ipv6 else ""
+
+
 def _port_taken(host: str, port: int) -> bool:
-    bind_host = "127.0.0.1" if host == "localhost" else host
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    address = _bind_address(host)
+    try:
+        sock = socket.socket(_family(address), socket.SOCK_STREAM)
+    except OSError:  # IPv6 compiled in but off on this machine: all interfaces over IPv4
+        address = ""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with sock:
         # Like tornado: connections of a just-stopped server in TIME_WAIT must not count as "taken".
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((bind_host if is_loopback(host) else "", port))
+            sock.bind((address, port))
         except OSError:
             return True
     return False
@@ -125,6 +145,22 @@ def login_settings(
     return ([] if "-enable_login" in extra_args else ["-enable_login"]), env
 
 
+def write_cookie_secret(folder: Path, secret: str) -> None:
+    """Create visdom's ``COOKIE_SECRET`` in ``folder`` (``~/.visdom``) readable by its owner only,
+    unless it exists. visdom would write it itself with a plain ``open()`` (0644 under the usual
+    umask): whoever reads it can forge a login cookie, so it is made here first, 0600, in a
+    0700 folder; visdom then finds it and leaves it alone."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(folder / "COOKIE_SECRET", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # the user's (or an earlier run's) secret: kept, as visdom keeps it
+    except OSError as exc:
+        raise DashboardError(f"cannot create {folder / 'COOKIE_SECRET'} ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(secret)
+
+
 def _die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the child get SIGTERM when this process dies, however it dies
     (SIGKILL included, which no handler of ours can see): Linux's PR_SET_PDEATHSIG. None elsewhere."""
@@ -182,13 +218,18 @@ def start_server(
         cmd.append("-bind_local")
     cmd += [str(arg) for arg in extra_args] + login_args
     if login_env:
-        (Path.home() / ".visdom").mkdir(parents=True, exist_ok=True)  # where visdom keeps COOKIE_SECRET
+        secret = login_env.get("VISDOM_COOKIE") or os.environ["VISDOM_COOKIE"]
+        write_cookie_secret(Path.home() / ".visdom", secret)  # where visdom looks for it
 
     if log_path is None:
         log_dir = Path(cmd[cmd.index("-env_path") + 1]) if env_path is not None else Path(tempfile.gettempdir())
         log_path = log_dir / ("visdom.log" if env_path is not None else f"visdom-{port}.log")
     log_path = Path(log_path)
-    log_file = open(log_path, "ab")
+    try:
+        log_file = open(log_path, "ab")
+    except OSError as exc:  # a folder named visdom.log, a read-only env_path, ...
+        raise DashboardError(f"cannot write the server log {log_path} ({exc.strerror or exc}); "
+                             "choose another env_path") from None
     try:
         proc = subprocess.Popen(
             cmd,
