@@ -54,8 +54,8 @@ def check_not_shipped(path: str | os.PathLike, key: str = "output") -> None:
     """Refuse to write into ``fast_style/pretrained``: stylize, export and evaluate load those
     files by name, and a replaced one breaks every ``ckpt=<name>`` of this installation."""
     if is_shipped(path):
-        raise ConfigError(f"{key}={path} is a network shipped with fast-style ({SHIPPED_DIR}), "
-                          "which is never written; choose another output")
+        raise ConfigError(f"{key}={path} is in the folder of the networks shipped with fast-style "
+                          f"({SHIPPED_DIR}), which nothing writes; choose another output")
 
 
 def read_regular_file(path: str | os.PathLike) -> bytes:
