@@ -25,7 +25,7 @@ from PIL import Image
 from fast_style.color import color_stats, match_color_stats
 from fast_style.data import is_shard_dir
 from fast_style.errors import ConfigError, ImageError
-from fast_style.fileio import atomic_write, cache_root
+from fast_style.fileio import atomic_write, cache_root, safe_name
 from fast_style.images import batch_from_image, load_batch, load_image
 from fast_style.photos import SAMPLE_DIR, list_images
 from fast_style.shards import ShardDataset
@@ -45,7 +45,7 @@ SHIPPED_STYLES = SAMPLE_DIR / "styles"
 
 def shipped_style_image(name: str) -> Path | None:
     """The painting shipped for style ``name`` (``fast_style/sample/styles/<name>.jpg``), or None."""
-    path = SHIPPED_STYLES / f"{name}.jpg"
+    path = SHIPPED_STYLES / f"{safe_name(name)}.jpg"
     return path if path.is_file() else None
 
 
@@ -75,7 +75,8 @@ def resolve_style_image(
         raise ConfigError(
             f"style {name!r} has neither style.image nor style.url; pass style.image=/path/to/painting.jpg"
         )
-    cached = cache_dir() / (filename or Path(url).name)
+    # filename and url may come from a checkpoint's stored config: one path component, never ../
+    cached = cache_dir() / safe_name(filename or Path(url).name, f"{safe_name(name)}.jpg")
     if cached.is_file():
         return cached
     try:

@@ -95,6 +95,18 @@ def test_style_name_from_a_checkpoint_cannot_write_outside_the_output_folder(tmp
     assert all((tmp_path / "o").resolve() in dst.resolve().parents for _, dst in pairs)
 
 
+def test_style_image_names_from_a_checkpoint_stay_in_the_cache(tmp_path, monkeypatch):
+    import fast_style.styles as styles
+
+    monkeypatch.setenv("FAST_STYLE_CACHE", str(tmp_path / "cache"))
+    written = []
+    monkeypatch.setattr(styles, "download", lambda url, dest, timeout=30.0: written.append(dest) or dest)
+    stored = {"name": "../../x", "url": "https://example.org/a/painting.jpg", "filename": "../../../evil.jpg"}
+    styles.stored_style_image(stored)  # what evaluate does with a checkpoint's config
+    assert written[0].resolve().parent == (tmp_path / "cache" / "styles").resolve()
+    assert written[0].name == "evil.jpg"
+
+
 # ---- 2 + 3. never replace a user's file without being told ----------------------------------------
 
 
