@@ -164,7 +164,7 @@ def main() -> None:
         cfg = LossConfig().for_loss_net("vgg16")
         loss_net = build_loss_net("vgg16", "random", cfg.layers).to(device)  # speed only: weights do not matter
         style = torch.rand(1, 3, 256, 256, device=device)
-        criterion = PerceptualLoss(loss_net, style, cfg)
+        criterion = PerceptualLoss(loss_net, style, cfg, reference=torch.rand(2, 3, 64, 64, device=device))
         print("| training | batch | reference img/s | fast-style img/s | speed-up |"
               + (" compiled img/s | speed-up | compile s |" if args.compile else "") + " peak memory |")
         print("|---|---|---|---|---|" + ("---|---|---|" if args.compile else "") + "---|")

@@ -19,6 +19,9 @@ from fast_style.distributed import check_backend
 from fast_style.errors import ConfigError
 from fast_style.losses import STYLE_WEIGHT, TV_WEIGHT, LossConfig
 
+MIN_SIDE, MAX_SIDE = 16, 4096  # data.image_size and style.size (px)
+MAX_RESIDUAL, MAX_WIDTH = 64, 1024  # model.n_residual, model.width: far above any useful network
+
 
 @dataclass
 class StyleConfig:
@@ -94,7 +97,7 @@ class TrainerConfig:
     # bf16 autocast (instance-norm statistics and Grams stay fp32), channels_last memory format
     # auto: compile when the run is long enough to repay the cold compile (train.decide_compile)
     compile: bool | str = "auto"
-    amp: str = "none"  # none | bf16
+    amp: str = "auto"  # auto | none | bf16 (fast_style.device.decide_amp)
     channels_last: bool = False
 
 
@@ -153,6 +156,14 @@ class TrainConfig:
         for key, value in positive.items():
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        # The loss networks pool 4 times before relu5_1 (Gatys' deepest style layer): smaller
+        # images have no features there. The upper bound keeps a typo from allocating gigabytes.
+        for key, value in (("data.image_size", self.data.image_size), *((f"style {s.name}: size", s.size)
+                                                                       for s in [self.style, *self.styles])):
+            if isinstance(value, int) and not MIN_SIDE <= value <= MAX_SIDE:
+                raise ConfigError(f"{key} must be between {MIN_SIDE} and {MAX_SIDE} px, got {value}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
         if self.data.image_size % 4:
             raise ConfigError(
                 f"data.image_size must be a multiple of 4 (two stride-2 convs), got {self.data.image_size}"
@@ -196,8 +207,8 @@ class TrainConfig:
         for key in ("channels_last",):
             if not isinstance(getattr(self.trainer, key), bool):
                 raise ConfigError(f"trainer.{key} must be true or false, got {getattr(self.trainer, key)!r}")
-        if self.trainer.amp not in ("none", "bf16"):
-            raise ConfigError(f"trainer.amp={self.trainer.amp!r}: choose none or bf16")
+        if self.trainer.amp not in ("auto", "none", "bf16"):
+            raise ConfigError(f"trainer.amp={self.trainer.amp!r}: choose auto, none or bf16")
         if self.finetune and not self.styles:
             raise ConfigError("finetune= needs the new style(s) to add: styles=[name, ...]")
         if self.init_from and self.finetune:
@@ -226,6 +237,9 @@ class TrainConfig:
                     raise ConfigError(f"style {s.name}: {key} must be a number >= 0, got {value!r}")
         if self.data.workers < 0 or self.model.n_residual < 0:
             raise ConfigError("data.workers and model.n_residual must be >= 0")
+        if self.model.n_residual > MAX_RESIDUAL or self.model.width > MAX_WIDTH:
+            raise ConfigError(f"model.n_residual must be <= {MAX_RESIDUAL} and model.width <= {MAX_WIDTH}, got "
+                              f"{self.model.n_residual} and {self.model.width}")
         if self.data.root is None and self.data.shards is None:
             raise ConfigError("data.root is not set; pass data.root=/path/to/coco/train2014")
         check_backend(self.trainer.ddp_backend)

@@ -137,9 +137,11 @@ def evaluate(
     loss_cfg = evaluation_loss_config(train_config)
     style_path = stored_style_image(train_config.get("style", {}), style_image)
     style_size = int(train_config.get("style", {}).get("size", 512))
-    criterion = build_criterion(EVAL_LOSS_NET, load_style_tensor(style_path, style_size), loss_cfg, device=dev)
-    scorer = StyleScorer(load_style_tensor(style_path, MEASURE_SIZE), device=dev)
     paths = _photo_paths(photos, n)
+    # normalised: each style layer relative to these photos' own distance to the painting
+    criterion = build_criterion(EVAL_LOSS_NET, load_style_tensor(style_path, style_size), loss_cfg, device=dev,
+                                reference=[load_batch(p, size) for p in paths])
+    scorer = StyleScorer(load_style_tensor(style_path, MEASURE_SIZE), device=dev)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -46,7 +46,7 @@ DEFAULT_LAYERS = {
 # The default weights of the normalised recipe, for every loss network (docs/QUALITY.md has the
 # measurements behind them). configs/loss/perceptual.yaml and configs/style/*.yaml say the same.
 CONTENT_WEIGHT = 1.0
-STYLE_WEIGHT = 0.5
+STYLE_WEIGHT = 1.0
 TV_WEIGHT = 0.0
 
 
@@ -65,9 +65,11 @@ class LossConfig:
     content_layer: str | None = None  # None: the loss network's default (DEFAULT_LAYERS)
     style_layers: Sequence[str] | None = None  # idem
     style_layer_weights: Sequence[float] | None = field(default=None)
-    # True: every style layer's Gram error is divided by the style Gram's mean square, and the
-    # content error by the photo features' mean square, so each term is a relative error whatever
-    # the loss network's feature scale (see ``PerceptualLoss``). False: raw MSEs (the classic recipe).
+    # True: every style layer's Gram error is divided by the reference photos' own Gram error (the
+    # training photos' distance to the painting, measured once: ``photo_distances``) and the style
+    # term is the weighted mean over layers, so an unchanged photo scores 1 on every layer of every
+    # painting; the content error is divided by the photo features' mean square. False: raw MSEs
+    # summed over layers (the classic recipe).
     normalize: bool = True
 
     def __post_init__(self) -> None:
@@ -146,16 +148,32 @@ def style_loss(
     return total
 
 
-def gram_scale(gram: torch.Tensor) -> float:
-    """Mean square of a style Gram: the per-layer normaliser of ``LossConfig.normalize``.
+def photo_distances(
+    loss_net: LossNet,
+    photos: torch.Tensor | Sequence[torch.Tensor],
+    style_grams: Sequence[torch.Tensor],
+    layers: Sequence[str],
+) -> list[float]:
+    """Per style layer, the mean Gram MSE between ``photos`` and the painting: the normaliser of
+    ``LossConfig.normalize``.
 
-    With Grams divided by c*h*w, raw Gram MSEs differ by orders of magnitude between layers (for
-    vgg19_caffe and starry_night, relu3_3's is ~30x relu4_3's), so one layer decides what the
-    network learns. Divided by the style Gram's mean square, each layer's term is a relative
-    error near 1 for an unrelated photo, on every loss network, and the layer weights mean what
-    they say.
+    Grams of different layers (and of different paintings) differ by orders of magnitude in how far
+    a photo is from the painting: for la_muse on vgg19_caffe, relu5_1's error was 60 % of a style
+    loss normalised by the painting Gram's own size, so one layer decided what the network learnt
+    and which one changed from painting to painting. Divided by the photos' own distance, every
+    layer of every painting starts at 1 for an unchanged photo and 0 is the painting, like the
+    independent measure (fast_style.measure). Measured once, on the batch ``photos`` or the mean
+    over a list of photos of any sizes (no grad).
     """
-    return max(float(gram.pow(2).mean()), 1e-30)
+    batches = [photos] if isinstance(photos, torch.Tensor) else list(photos)
+    totals = [0.0] * len(layers)
+    with torch.no_grad():
+        for batch in batches:
+            batch = batch if batch.dim() == 4 else batch.unsqueeze(0)
+            feats = loss_net.extract(batch.to(style_grams[0].device), layers)
+            for i, (layer, g) in enumerate(zip(layers, style_grams)):
+                totals[i] += float(F.mse_loss(gram_matrix(feats[layer]), g.expand(batch.shape[0], -1, -1)))
+    return [max(t / len(batches), 1e-30) for t in totals]
 
 
 def tv_loss(images: torch.Tensor) -> torch.Tensor:
@@ -172,7 +190,17 @@ class PerceptualLoss(nn.Module):
     without gradients, on the content image only up to the content layer: nothing deeper is needed.
     """
 
-    def __init__(self, loss_net: LossNet, style_image: torch.Tensor, config: LossConfig):
+    def __init__(
+        self,
+        loss_net: LossNet,
+        style_image: torch.Tensor,
+        config: LossConfig,
+        reference: torch.Tensor | Sequence[torch.Tensor] | None = None,
+        style_scales: Sequence[float] | None = None,
+    ):
+        """``reference``: photos whose distance to the painting normalises each style layer
+        (``config.normalize``): the training photos, or the photo being stylized; or the
+        ``style_scales`` measured on them before (a checkpoint stores them)."""
         super().__init__()
         config = config.for_loss_net(loss_net.name)
         self.loss_net = loss_net
@@ -184,7 +212,18 @@ class PerceptualLoss(nn.Module):
         for i, layer in enumerate(config.style_layers):
             self.register_buffer(f"style_gram_{i}", gram_matrix(feats[layer]))
         grams = self.style_grams
-        self.style_scales = [gram_scale(g) for g in grams] if config.normalize else [1.0] * len(grams)
+        if not config.normalize:
+            style_scales = [1.0] * len(grams)
+        elif style_scales is None:
+            if reference is None:
+                raise ValueError("loss.normalize needs reference photos (or their style_scales)")
+            style_scales = photo_distances(loss_net, reference, grams, config.style_layers)
+        if len(style_scales) != len(grams):
+            raise ValueError(f"{len(style_scales)} style scales for {len(grams)} style layers")
+        self.style_scales = [float(v) for v in style_scales]
+        # normalised: the weighted mean over layers (an unchanged photo scores 1); raw: the sum
+        weights = config.style_layer_weights
+        self.layer_weights = [w / sum(weights) for w in weights] if config.normalize else list(weights)
 
     @property
     def style_grams(self) -> list[torch.Tensor]:
@@ -206,6 +245,6 @@ class PerceptualLoss(nn.Module):
         feats = self.loss_net.extract(output, cfg.layers)
         c = cfg.content_weight * content_loss(feats[cfg.content_layer].float(), target.float(), cfg.normalize)
         grams = [gram_matrix(feats[layer]) for layer in cfg.style_layers]
-        s = cfg.style_weight * style_loss(grams, self.style_grams, cfg.style_layer_weights, self.style_scales)
+        s = cfg.style_weight * style_loss(grams, self.style_grams, self.layer_weights, self.style_scales)
         t = cfg.tv_weight * tv_loss(output.float())
         return LossTerms(c, s, t, c + s + t)

@@ -72,13 +72,15 @@ def build_criterion(
     weights: str = "imagenet",
     device: torch.device | str = "cpu",
     seed: int = 0,
+    reference: torch.Tensor | Sequence[torch.Tensor] | None = None,
 ) -> PerceptualLoss:
-    """The training criterion (one PerceptualLoss code path), on ``device``."""
+    """The training criterion (one PerceptualLoss code path), on ``device``. ``reference``: the
+    photo(s) whose distance to the painting normalises each style layer (``loss.normalize``)."""
     if isinstance(loss_net, str):
         net = build_loss_net(loss_net, weights, loss.for_loss_net(loss_net).layers, seed=seed)
     else:
         net = loss_net
-    return PerceptualLoss(net.to(device), style_image.to(device), loss)
+    return PerceptualLoss(net.to(device), style_image.to(device), loss, reference=reference)
 
 
 def color_preserving_style(style: torch.Tensor, content: torch.Tensor, mode: str | None) -> torch.Tensor:
@@ -361,10 +363,9 @@ def optimize_photo(
     dev = resolve_device(device) if isinstance(device, str) else device
     content = load_image(photo)
     scales = list(scales) if scales else [size]
-    style = color_preserving_style(
-        load_style_tensor(style_image, style_size), batch_from_image(content, max(scales)), preserve_color
-    )
-    criterion = build_criterion(loss_net, style, loss, weights=weights, device=dev)
+    photo_batch = batch_from_image(content, max(scales))
+    style = color_preserving_style(load_style_tensor(style_image, style_size), photo_batch, preserve_color)
+    criterion = build_criterion(loss_net, style, loss, weights=weights, device=dev, reference=photo_batch)
 
     def on_snapshot(at_size: int, i: int, image: torch.Tensor) -> None:
         if save_every and i % save_every == 0 and i < max_iter:
@@ -387,7 +388,7 @@ def reconstruct_content(
     """Gatys' content reconstruction: from white noise, match one layer's features of ``photo``
     (style weight 0, no TV). Shows what each layer keeps of the image."""
     cfg = LossConfig(content_weight=1.0, style_weight=0.0, tv_weight=0.0, content_layer=layer, style_layers=(layer,))
-    criterion = PerceptualLoss(loss_net, photo, cfg)
+    criterion = PerceptualLoss(loss_net, photo, cfg, reference=photo)
     start = initial_image("noise", photo, seed=seed)
     return optimize_image(criterion, photo, start, max_iter=max_iter, progress=progress, desc=f"content {layer}")
 
@@ -398,7 +399,7 @@ def synthesize_texture(
 ) -> OptimizeResult:
     """Gatys' texture synthesis: from white noise, match the Grams of ``layers`` (content weight 0)."""
     cfg = LossConfig(content_weight=0.0, style_weight=1.0, tv_weight=0.0, content_layer=layers[0], style_layers=layers)
-    criterion = PerceptualLoss(loss_net, style, cfg)
     dummy = torch.zeros(1, 3, *size, device=style.device)
     start = initial_image("noise", dummy, seed=seed)
+    criterion = PerceptualLoss(loss_net, style, cfg, reference=start)  # 1.0 = the noise it starts from
     return optimize_image(criterion, dummy, start, max_iter=max_iter, progress=progress, desc=f"texture {layers[-1]}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -47,13 +48,14 @@ from fast_style.checkpoint import (
 from fast_style.config import StyleConfig, TrainConfig, style_label, train_config_to_dict
 from fast_style.dashboard import build_logger
 from fast_style.data import build_loader, fixed_photos, open_training_data, resolve_training_data
+from fast_style.device import decide_amp
 from fast_style.errors import CheckpointError, ConfigError, FastStyleError
-from fast_style.fileio import remove_stale_temps
+from fast_style.fileio import check_not_shipped, remove_stale_temps
 from fast_style.images import image_grid, save_image
 from fast_style.loggers import NullLogger
 from fast_style.losses import TERMS, LossTerms, PerceptualLoss, terms_dict
 from fast_style.models import ImageTransformNet, TransformerConfig, build_loss_net
-from fast_style.models.transformer import ConditionalInstanceNorm2d, extend_styles
+from fast_style.models.transformer import OUTPUT_SCALE, ConditionalInstanceNorm2d, extend_styles
 from fast_style.photos import check_bad_fraction
 from fast_style.styles import load_style_tensor, match_training_colors, resolve_style_image
 
@@ -160,9 +162,20 @@ def load_style_targets(cfg: TrainConfig, first_index: int = 0) -> list[StyleTarg
     return targets
 
 
-def build_criteria(targets: list[StyleTarget], cfg: TrainConfig, device: torch.device) -> None:
+N_REFERENCE = 16  # training photos whose distance to each painting normalises its style layers
+
+
+def reference_photos(dataset: Any, device: torch.device) -> torch.Tensor:
+    """``N_REFERENCE`` training crops spread evenly over the dataset (deterministic, so a resumed
+    run measures the same normalisers): what "an unchanged photo" means to the style loss."""
+    n = min(N_REFERENCE, len(dataset))
+    return torch.stack([dataset[i * len(dataset) // n] for i in range(n)]).to(device)
+
+
+def build_criteria(targets: list[StyleTarget], cfg: TrainConfig, device: torch.device, reference: torch.Tensor) -> None:
     """One PerceptualLoss per style, all sharing one loss network. A single style uses ``cfg.loss``
-    as is; in a multi-style run each style takes its own style and tv weight (its configs/style file)."""
+    as is; in a multi-style run each style takes its own style and tv weight (its configs/style file).
+    ``reference``: training photos that normalise every style layer (PerceptualLoss)."""
     layers = cfg.loss.for_loss_net(cfg.loss_net.name).layers
     loss_net = build_loss_net(cfg.loss_net.name, cfg.loss_net.weights, layers, seed=cfg.seed).to(device)
     for t in targets:
@@ -171,7 +184,7 @@ def build_criteria(targets: list[StyleTarget], cfg: TrainConfig, device: torch.d
             loss_cfg = replace(
                 cfg.loss, style_weight=t.config.style_weight, tv_weight=t.config.tv_weight
             )
-        t.criterion = PerceptualLoss(loss_net, t.image.to(device), loss_cfg)
+        t.criterion = PerceptualLoss(loss_net, t.image.to(device), loss_cfg, reference=reference)
 
 
 def prepare_finetune(model: ImageTransformNet, n_old: int) -> list[torch.nn.Parameter]:
@@ -367,6 +380,7 @@ class Run:
     on_log: Callable[[int, dict], None] | None
     sample_photos: torch.Tensor | None  # rank 0 only
     val_photos: torch.Tensor | None  # rank 0 only, with data.val_root
+    amp: bool = False  # bf16 autocast (trainer.amp, decided once: fast_style.device.decide_amp)
 
     @property
     def device(self) -> torch.device:
@@ -433,13 +447,14 @@ def setup(
     sample_photos, val_photos = preview_photos(cfg, device) if main else (None, None)
     model, params = build_model(cfg, base, len(old_names), len(targets), device)
     ckpt_out = Path(cfg.ckpt_out or f"checkpoints/{style_label(cfg)}.pt")
+    ctx.on_main(lambda: check_writable(ckpt_out, Path(cfg.run_dir)))
     if not cfg.overwrite:  # before the loss network loads: a refused run costs seconds
         identity = run_identity(cfg, label, model.config.to_dict())
         ctx.on_main(lambda: check_final_replacement(ckpt_out, identity, steps))
-    build_criteria(targets, cfg, device)
+    build_criteria(targets, cfg, device, reference_photos(dataset, device))
     if start is not None:
         apply_initial_weights(cfg, start, model)
-    state = TrainState(model, build_optimizer(cfg, params, device), device)
+    state = TrainState(model, build_optimizer(cfg, model, params, device), device)
     if resumed is not None:
         check_resumed_model(resumed[0], resumed[1], model.config.to_dict())
         state.load_state_dict(resumed[1])
@@ -450,10 +465,14 @@ def setup(
     if ctx.enabled:
         device_ids = [device.index] if device.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    amp, why = decide_amp(cfg.trainer.amp, device)
+    if main:
+        log.info("%s", why)
     run = Run(
         cfg, ctx, label, names, targets, dataset, steps, ckpt_out, net,
         loss_function(cfg, device, steps - state.step, model.config.width, main),
         choose_logger(cfg, ctx, logger), on_log if main else None, sample_photos, val_photos,
+        amp=amp,
     )
     for t in targets:
         run.logger.log_image("style", t.image[0], caption=t.config.name)
@@ -461,6 +480,20 @@ def setup(
     result = TrainResult(checkpoint=ckpt_out, step=state.step, bad_files=list(source.report.bad),
                          rank=ctx.rank, world_size=ctx.world_size)
     return run, state, result, resumed[0] if resumed is not None else None
+
+
+def check_writable(ckpt_out: Path, run_dir: Path) -> None:
+    """Refuse a run whose work could not be saved, before its first step rather than after the last."""
+    check_not_shipped(ckpt_out, "ckpt_out")
+    if ckpt_out.is_dir():
+        raise ConfigError(f"ckpt_out={ckpt_out} is a folder; give a file, e.g. ckpt_out={ckpt_out / 'style.pt'}")
+    for what, folder in (("ckpt_out", ckpt_out.parent), ("the run folder", run_dir)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"{what}: cannot create {folder} ({e.strerror})") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"{what}: {folder} is not writable; nothing this run trains could be saved")
 
 
 def load_initial_weights(cfg: TrainConfig) -> dict[str, Any]:
@@ -576,14 +609,24 @@ def build_model(
     return model, params
 
 
-def build_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter], device: torch.device) -> torch.optim.Adam:
+def build_optimizer(
+    cfg: TrainConfig, model: ImageTransformNet, params: list[torch.nn.Parameter], device: torch.device
+) -> torch.optim.Adam:
     """Adam at the effective lr (trainer.lr scaled for the global batch, TrainConfig.effective_lr)."""
     lr = cfg.effective_lr()
     if cfg.trainer.lr_scaling != "none":
         log.info("lr %.3g: trainer.lr %.3g scaled (%s) for batch %d against trainer.lr_batch %d",
                  lr, cfg.trainer.lr, cfg.trainer.lr_scaling, cfg.data.batch_size, cfg.trainer.lr_batch)
     # fused Adam: one kernel for all parameters on CUDA (CPU keeps the default foreach path)
-    return torch.optim.Adam(params, lr=lr, fused=device.type == "cuda")
+    # The output conv steps at lr * OUTPUT_SCALE: Adam moves every weight by ~lr whatever its
+    # gradient, and this conv writes pixels directly, so at the full lr one step can swing a pixel
+    # by a sizeable part of [0, 1] (the network thrashed in colour fringes). Johnson et al.'s and
+    # pytorch/examples' networks paint in 0-255 units, where the same lr is 255x gentler there:
+    # this is that network, on [0, 1] images (docs/QUALITY.md has the measurements).
+    out = {id(p) for p in model.output_parameters()}
+    groups = [{"params": [p for p in params if id(p) not in out]},
+              {"params": [p for p in params if id(p) in out], "lr": lr * OUTPUT_SCALE}]
+    return torch.optim.Adam([g for g in groups if g["params"]], lr=lr, fused=device.type == "cuda")
 
 
 def forward_loss(net: torch.nn.Module, target: StyleTarget, photos: torch.Tensor, amp: bool) -> LossTerms:
@@ -644,6 +687,9 @@ def log_start(run: Run, shards: bool) -> None:
         len(run.dataset), " (shards)" if shards else "", run.steps, cfg.data.batch_size, cfg.data.image_size,
         cfg.loss_net.name, cfg.loss_net.weights, run.device, cfg.run_dir,
     )
+    url, env = getattr(run.logger, "url", None), getattr(run.logger, "env", None)
+    if url and env:  # said once, on the console and in train.log: where to look
+        log.info("dashboard: %s/env/%s (env %s; start the server with python scripts/dashboard.py)", url, env, env)
     if run.ctx.enabled:
         log.info(
             "distributed: %d processes (%s), %d images per process per step",
@@ -671,7 +717,7 @@ def make_loader(run: Run, start_step: int) -> Any:
 def train_step(run: Run, state: TrainState, photos: torch.Tensor) -> LossTerms:
     """One Adam step. The style it trains is a pure function of the step, so resume stays exact."""
     target = run.targets[state.step % len(run.targets)]
-    terms = run.loss_fn(run.net, target, photos, run.cfg.trainer.amp == "bf16")
+    terms = run.loss_fn(run.net, target, photos, run.amp)
     state.optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
     state.optimizer.step()

@@ -23,10 +23,8 @@ def main(cfg: DictConfig) -> None:
         require(cfg.input, "input", ": a pytorch/examples TransformerNet state_dict (.pth/.model)")
         style = str(cfg.style_name or Path(cfg.input).stem)
         output = Path(cfg.output or f"checkpoints/{safe_name(style)}.pt")
-        # `overwrite` is read with a default: configs/convert.yaml may not list it (then +overwrite=true)
-        flag = "overwrite=true" if "overwrite" in cfg else "+overwrite=true"
-        check_output_file(output, (cfg.input,), bool(cfg.get("overwrite", False)),
-                          way_out=f"pass {flag} to replace it, or output=<another file>")
+        check_output_file(output, (cfg.input,), bool(cfg.overwrite),
+                          way_out="pass overwrite=true to replace it, or output=<another file>")
         state = convert_classic_state_dict(load_classic_state_dict(cfg.input), style=style)
         save_checkpoint(state, output)
     config = state["model_config"]

@@ -56,6 +56,10 @@ def style_file(folder: Path) -> Path:
 # (268 s measured on a loaded 2-core machine) outlasts the tests' waits for the first steps.
 # Only tests about compiling (tests/train/test_compile_auto.py, test_train.py's compiled run) compile.
 TINY_RUNS_STAY_EAGER = "trainer.compile=false"
+# trainer.amp=auto picks bf16 on CPUs with bf16 units and fp32 elsewhere, and CI machines differ
+# from session to session: tests pin fp32 so that their numbers do not depend on the machine kind
+# (test_train.py's bf16 run and test_device.py's decide_amp tests ask for bf16 themselves).
+TINY_RUNS_IN_FP32 = "trainer.amp=none"
 
 
 def tiny_config(
@@ -83,6 +87,7 @@ def tiny_config(
     cfg.trainer.val_every = 1000
     cfg.trainer.ckpt_every = 1
     cfg.trainer.compile = False  # see TINY_RUNS_STAY_EAGER; compile tests pass compile=True
+    cfg.trainer.amp = "none"  # see TINY_RUNS_IN_FP32
     for k, v in trainer.items():
         setattr(cfg.trainer, k, v)
     cfg.run_dir = str(tmp_path / "runs" / "starry_night-1")
@@ -98,7 +103,7 @@ def tiny_train_args(photos: Path, style: Path, steps: int = 3) -> list[str]:
         f"style.image={style}", "style.size=48", f"data.root={photos}", "data.image_size=32",
         "data.batch_size=2", "data.workers=0", "data.n_samples=2", "model.width=8", "model.n_residual=1",
         "loss_net.weights=random", f"trainer.steps={steps}", "trainer.log_every=1",
-        "trainer.sample_every=1000", "logger=none", "device=cpu", TINY_RUNS_STAY_EAGER,
+        "trainer.sample_every=1000", "logger=none", "device=cpu", TINY_RUNS_STAY_EAGER, TINY_RUNS_IN_FP32,
     ]
 
 

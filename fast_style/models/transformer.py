@@ -29,6 +29,11 @@ class TransformerConfig:
         return asdict(self)
 
 
+# The output conv's initial weights and its learning rate, relative to the rest: the network
+# computes its output as if in 0-255 pixel units and divides by 255 (docs/QUALITY.md, "output step").
+OUTPUT_SCALE = 1 / 255
+
+
 class ConvLayer(nn.Sequential):
     """Reflection pad + conv, so every conv keeps the border content instead of zeros."""
 
@@ -169,6 +174,16 @@ class ImageTransformNet(nn.Module):
             UpsampleConvNormReLU(2 * w, w, n_styles=s),
             ConvLayer(w, 3, 9),
         )
+        # Start (and, in training, step: fast_style.train.build_optimizer) the output conv as in a
+        # network that paints in 0-255 units like Johnson et al.'s: its first images are a dark
+        # near-uniform grey instead of +-0.4 noise over [0, 1].
+        with torch.no_grad():
+            for p in self.output_parameters():
+                p.mul_(OUTPUT_SCALE)
+
+    def output_parameters(self) -> list[nn.Parameter]:
+        """The weights of the conv that writes the pixels (see OUTPUT_SCALE)."""
+        return list(self.decoder[-1].parameters())
 
     @torch.jit.unused
     def _set_style(self, style, x):  # noqa: ANN001 - untyped on purpose: TorchScript parses the signature

@@ -6,6 +6,8 @@ errors in tests/e2e/test_scripts.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -55,6 +57,13 @@ def test_help_still_works():
     ("section", "key", "value", "match"),
     [
         ("data", "image_size", 30, "multiple of 4"),
+        ("data", "image_size", 4, "between 16 and 4096"),  # VGG's pooling RuntimeError before
+        ("data", "image_size", 20000, "between 16 and 4096"),  # no pixel cap before
+        ("style", "size", 8, "between 16 and 4096"),
+        ("style", "size", 100000, "between 16 and 4096"),
+        (None, "seed", "abc", "seed must be an integer"),
+        (None, "seed", 1e20, "seed must be an integer"),
+        ("model", "n_residual", 10**7, "n_residual must be <= 64"),
         ("data", "root", "/nonexistent/coco", "no such folder"),
         ("data", "max_bad_fraction", -0.1, "max_bad_fraction"),
         ("trainer", "steps", "abc", "trainer.steps must be a number"),
@@ -83,3 +92,17 @@ def test_train_user_errors_are_one_line(tmp_path, style_image, monkeypatch, caps
     stderr = refused(tmp_path, monkeypatch, capsys, "logger=none", f"data.root={tmp_path / 'nope'}",
                      f"style.image={style_image}")
     assert "train2014" in stderr
+
+
+def test_unsaveable_ckpt_out_is_refused_before_the_first_step(tmp_path):
+    """A folder, or a path below a file, used to be found only after every step had run."""
+    cfg = tiny_config(tmp_path, good_photos(tmp_path / "photos"))
+    cfg.ckpt_out = str(tmp_path)
+    with pytest.raises(ConfigError, match="is a folder; give a file"):
+        train(cfg)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    cfg.ckpt_out = str(blocker / "net.pt")
+    with pytest.raises(ConfigError, match="ckpt_out: cannot create"):
+        train(cfg)
+    assert not (Path(cfg.run_dir) / "checkpoints").exists()  # refused before anything was trained

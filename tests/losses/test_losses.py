@@ -45,8 +45,9 @@ def loss_net():
 def test_perceptual_loss_terms(loss_net):
     torch.manual_seed(0)
     style = torch.rand(1, 3, 40, 40)
-    crit = PerceptualLoss(loss_net, style, LossConfig(content_weight=2.0, style_weight=3.0, tv_weight=0.5))
     content = torch.rand(2, 3, 32, 32)
+    crit = PerceptualLoss(loss_net, style, LossConfig(content_weight=2.0, style_weight=3.0, tv_weight=0.5),
+                          reference=content)
     terms = crit(content, content)
     assert terms.content.item() == 0.0  # output == content
     assert terms.total.item() == pytest.approx((terms.content + terms.style + terms.tv).item())
@@ -58,7 +59,7 @@ def test_perceptual_loss_terms(loss_net):
 
 
 def test_style_grams_computed_once_and_content_pass_stops_at_content_layer(loss_net):
-    crit = PerceptualLoss(loss_net, torch.rand(1, 3, 32, 32), LossConfig())
+    crit = PerceptualLoss(loss_net, torch.rand(1, 3, 32, 32), LossConfig(), reference=torch.rand(1, 3, 32, 32))
     calls = {"deep": 0, "shallow": 0}
     deep = loss_net.features[loss_net.layer_index["conv4_3"]]
     shallow = loss_net.features[loss_net.layer_index["conv1_1"]]
@@ -96,7 +97,8 @@ def test_normalized_loss_does_not_depend_on_the_feature_scale():
     for normalize in (True, False):
         for k in (1.0, 50.0):
             net.feature_scale = k
-            crit = PerceptualLoss(net, style, LossConfig(content_weight=1.0, style_weight=1.0, normalize=normalize))
+            crit = PerceptualLoss(net, style, LossConfig(content_weight=1.0, style_weight=1.0, normalize=normalize),
+                                  reference=content)
             terms[normalize, k] = crit(output, content)
     net.feature_scale = 1.0
     for name in ("content", "style"):
@@ -104,3 +106,22 @@ def test_normalized_loss_does_not_depend_on_the_feature_scale():
         assert scaled == pytest.approx(unscaled, rel=1e-3)
     assert terms[False, 50.0].content.item() == pytest.approx(2500 * terms[False, 1.0].content.item(), rel=1e-3)
     assert terms[False, 50.0].style.item() == pytest.approx(50.0**4 * terms[False, 1.0].style.item(), rel=1e-3)
+
+
+def test_normalized_style_loss_is_one_for_the_unchanged_photos_on_every_painting(loss_net):
+    """The style term is each layer's Gram error over the reference photos' own error, averaged
+    over layers: the photos themselves score exactly 1 whatever the painting, so no layer and no
+    painting starts louder than another (the old normaliser, the painting Gram's mean square,
+    started la_muse's relu5_1 at 3.7 and relu2_1 at 0.28)."""
+    torch.manual_seed(0)
+    photos = torch.rand(3, 3, 32, 32)
+    for painting in (torch.rand(1, 3, 48, 48), torch.rand(1, 3, 40, 56) * 0.3):
+        crit = PerceptualLoss(loss_net, painting, LossConfig(content_weight=0.0, style_weight=1.0), reference=photos)
+        grams = [gram_matrix(f) for f in loss_net.extract(photos, crit.config.style_layers).values()]
+        per_layer = [torch.nn.functional.mse_loss(g, t.expand_as(g)).item() / s
+                     for g, t, s in zip(grams, crit.style_grams, crit.style_scales)]
+        assert per_layer == pytest.approx([1.0] * len(per_layer), rel=1e-5)
+        assert crit(photos, photos).style.item() == pytest.approx(1.0, rel=1e-5)
+        assert crit(painting, painting).style.item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="reference photos"):
+        PerceptualLoss(loss_net, photos[:1], LossConfig())

@@ -129,7 +129,7 @@ def test_convert_refuses_to_replace_a_trained_checkpoint(tmp_path, monkeypatch, 
         code, err = run_in_process("convert.py", f"input={classic}", *args, monkeypatch=monkeypatch, capsys=capsys)
         assert_one_line(code, err, "trained checkpoint (step 10)", "overwrite=true")
         assert target.read_bytes() == before
-    code, err = run_in_process("convert.py", f"input={classic}", "style=starry_night", "+overwrite=true",
+    code, err = run_in_process("convert.py", f"input={classic}", "style=starry_night", "overwrite=true",
                                monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0, err
     assert load_checkpoint(target)["step"] == 0

@@ -35,7 +35,7 @@ from fast_style.config import train_config_from_dict
 from fast_style.loggers import NullLogger
 from fast_style.models import ImageTransformNet, TransformerConfig
 from fast_style.train import train
-from tests.helpers import REPO, TINY_RUNS_STAY_EAGER
+from tests.helpers import REPO, TINY_RUNS_IN_FP32, TINY_RUNS_STAY_EAGER
 
 TOL = 1e-4
 
@@ -68,7 +68,7 @@ def tiny_args(tmp: Path, steps: int) -> list[str]:
         "data.image_size=64", "data.batch_size=4", "data.workers=0", "data.n_samples=2", "data.n_val=2",
         "model.width=8", "model.n_residual=1", "loss_net.weights=random", f"trainer.steps={steps}",
         "trainer.lr=1e-4", "trainer.log_every=1", "trainer.sample_every=2", "trainer.val_every=2",
-        "trainer.ckpt_every=2", "logger=none", "device=cpu", TINY_RUNS_STAY_EAGER,
+        "trainer.ckpt_every=2", "logger=none", "device=cpu", TINY_RUNS_STAY_EAGER, TINY_RUNS_IN_FP32,
     ]
 
 

@@ -21,7 +21,7 @@ from fast_style.loggers import NullLogger
 from fast_style.models.transformer import ConditionalInstanceNorm2d
 from fast_style.stylize import Stylizer
 from fast_style.train import train
-from tests.helpers import TINY_RUNS_STAY_EAGER, run_script
+from tests.helpers import TINY_RUNS_IN_FP32, TINY_RUNS_STAY_EAGER, run_script
 
 pytestmark = pytest.mark.slow  # every test trains (a module fixture trains a two-style network)
 
@@ -149,7 +149,8 @@ def test_multistyle_cli_trains_and_stylizes_by_name(tmp_path, photos, styles_dir
         "model=multistyle", f"styles=[{','.join(NAMES)}]", f"styles_dir={styles_dir}", "style.size=48",
         f"data.root={photos}", "data.image_size=32", "data.batch_size=2", "data.workers=0", "data.n_samples=2",
         "model.width=8", "model.n_residual=1", "loss_net.weights=random", "trainer.steps=2", "trainer.log_every=1",
-        "logger=none", "device=cpu", TINY_RUNS_STAY_EAGER, f"ckpt_out={ckpt}", f"hydra.run.dir={tmp_path / 'run'}",
+        "logger=none", "device=cpu", TINY_RUNS_STAY_EAGER, TINY_RUNS_IN_FP32,
+        f"ckpt_out={ckpt}", f"hydra.run.dir={tmp_path / 'run'}",
     ]
     train_run = run_script("train.py", *args)
     assert train_run.returncode == 0, train_run.stderr

@@ -221,7 +221,10 @@ def test_channels_last_and_bf16_training_track_fp32(tmp_path, tiny_photos, style
     worst = ((bf16 - base).abs() / base).max().item()
     mean = ((bf16.mean() - base.mean()).abs() / base.mean()).item()
     assert worst < 0.25 and mean < 0.05, f"bf16 losses drift from fp32: worst step {worst:.1%}, mean {mean:.1%}"
-    assert bf16[-1] < 0.5 * bf16[0]  # and it learns
+    # and it learns: the output conv starts near black and steps at lr/255 (OUTPUT_SCALE), so in
+    # 8 tiny steps the content term (most of this loss) falls ~5 %; a bf16 path that does not
+    # train (lost gradients) stays within rounding of its first value
+    assert bf16[-1] < 0.97 * bf16[0]
     assert not torch.equal(bf16, base)  # autocast really ran in bf16
 
 

@@ -1,0 +1,94 @@
+"""Measure a training recipe on several paintings at several budgets (docs/QUALITY.md's tables).
+
+    OMP_NUM_THREADS=1 python tools/recipe_table.py --out runs/table/new \
+        --styles starry_night the_scream candy --steps 100 200 1000 -- loss.style_weight=1
+
+For each painting of ``../shared/data/styles`` named in ``--styles`` it trains one network with
+``scripts/train.py`` (the real command line; everything after ``--`` is passed to it as hydra
+overrides), stopping at each budget of ``--steps`` and resuming from there, so one run gives every
+budget. Each kept checkpoint is then scored with the independent measure (fast_style.measure) on
+the first ``--photos`` photos of ``photos_val``, stylized at ``--size`` px on the long side (240:
+the "half size" of the issues; BSDS photos are 481x321). Prints a markdown table and writes
+``scores.json`` in ``--out``. Reruns skip the checkpoints that exist, so a stopped table resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+BASE = [
+    "loss_net=vgg19_caffe", "data.image_size=128", "data.workers=0", "logger=none",
+    "trainer.compile=false", "trainer.sample_every=1000000", "trainer.val_every=1000000",
+    "trainer.log_every=50", "trainer.ckpt_every=1000000", "overwrite=true",
+]
+
+
+def train_to(style: str, steps: int, previous: Path | None, out: Path, overrides: list[str]) -> Path:
+    ckpt = out / f"{style}_{steps}.pt"
+    if ckpt.exists():
+        return ckpt
+    preset = style if (REPO / "configs" / "style" / f"{style}.yaml").exists() else "starry_night"
+    args = [sys.executable, str(REPO / "scripts" / "train.py"), f"style={preset}", f"style.name={style}",
+            f"style.image={SHARED / 'styles' / f'{style}.jpg'}", f"data.root={SHARED / 'photos_train'}",
+            *BASE, f"trainer.steps={steps}", f"ckpt_out={ckpt}", f"hydra.run.dir={out / 'runs' / style}",
+            *([f"resume={previous}"] if previous else []), *overrides]
+    t0 = time.perf_counter()
+    subprocess.run(args, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    print(f"# trained {style} to {steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
+    return ckpt
+
+
+def score(ckpt: Path, style: str, n: int, size: int) -> dict[str, float]:
+    from fast_style.images import load_batch
+    from fast_style.measure import MEASURE_SIZE, StyleScorer
+    from fast_style.photos import list_images
+    from fast_style.styles import load_style_tensor
+    from fast_style.stylize import Stylizer
+
+    photos = [load_batch(p, size) for p in list_images(SHARED / "photos_val")[:n]]
+    scorer = StyleScorer(load_style_tensor(SHARED / "styles" / f"{style}.jpg", MEASURE_SIZE))
+    stylizer = Stylizer.from_checkpoint(ckpt, backend="torch")
+    with torch.inference_mode():
+        s = scorer.score_many([stylizer(x) for x in photos], photos)
+    return {"style": round(s.style, 3), "content": round(s.content, 3),
+            "per_layer": [round(v, 2) for v in s.per_layer]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--styles", nargs="+", required=True)
+    p.add_argument("--steps", nargs="+", type=int, default=[100, 200, 1000])
+    p.add_argument("--photos", type=int, default=8)
+    p.add_argument("--size", type=int, default=240)
+    p.add_argument("overrides", nargs="*", help="hydra overrides for scripts/train.py (after --)")
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_file = args.out / "scores.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    for style in args.styles:
+        previous = None
+        for steps in sorted(args.steps):
+            ckpt = train_to(style, steps, previous, args.out, args.overrides)
+            key = f"{style}@{steps}"
+            if key not in results:
+                results[key] = score(ckpt, style, args.photos, args.size)
+                results_file.write_text(json.dumps(results, indent=1))
+            print(f"| {style} | {steps} | {results[key]['style']:.2f} | {results[key]['content']:.2f} | "
+                  f"{', '.join(f'{v:.2f}' for v in results[key]['per_layer'])} |", flush=True)
+            previous = ckpt
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
