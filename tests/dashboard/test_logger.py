@@ -151,3 +151,23 @@ def test_build_logger_and_null_logger() -> None:
     with pytest.raises(ValueError, match=r"\(3,H,W\)"):
         logger.log_image("samples", torch.zeros(2, 3, 4, 4))
     logger.close()
+
+
+def test_a_training_names_its_dashboard_once(tmp_path, tiny_photos, style_image, caplog):
+    """logger=visdom: where to look (URL of the run's env) is said once, at start, on the console
+    and in train.log (both are fed by the fast_style.train logger)."""
+    from fast_style.train import train
+    from tests.helpers import tiny_config
+
+    class Named(NullLogger):  # a logger that knows its server, as VisdomLogger does
+        url, env = "http://127.0.0.1:8097", "starry_night-1"
+
+    with caplog.at_level(logging.INFO, logger="fast_style.train"):
+        train(tiny_config(tmp_path, tiny_photos, 2, style_image), logger=Named())
+    lines = [r.getMessage() for r in caplog.records if "dashboard:" in r.getMessage()]
+    assert lines == ["dashboard: http://127.0.0.1:8097/env/starry_night-1 (env starry_night-1; start the server "
+                     "with python scripts/dashboard.py)"]
+    with caplog.at_level(logging.INFO, logger="fast_style.train"):
+        caplog.clear()
+        train(tiny_config(tmp_path / "b", tiny_photos, 2, style_image), logger=NullLogger())
+    assert "dashboard:" not in caplog.text  # logger=none: no dashboard to name
