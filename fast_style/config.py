@@ -75,17 +75,11 @@ class LoggerConfig:
     env: str | None = None  # default: the run name
 
 
-LR_SCALING = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}  # exponent of batch_size / lr_batch
-
-
 @dataclass
 class TrainerConfig:
     steps: int = 40000
     epochs: int | None = None  # if set, overrides steps: epochs * len(dataset) // batch_size
     lr: float = 1e-3
-    # larger batches: lr x (data.batch_size / lr_batch) ** (1/2 for sqrt, 1 for linear); see README
-    lr_scaling: str = "none"  # none | sqrt | linear
-    lr_batch: int = 4  # the batch size trainer.lr was tuned for (Johnson et al.: 4)
     log_every: int = 50
     ckpt_every: int = 1000
     sample_every: int = 500
@@ -129,17 +123,6 @@ class TrainConfig:
     run_dir: str = "runs/default"
     run_name: str = "default"
     verbose: bool = False
-
-    def effective_lr(self) -> float:
-        """The Adam learning rate of this run: ``trainer.lr`` scaled for the global batch.
-
-        Adam normalises each step by the gradient's running RMS, so a batch k times larger
-        (gradient noise k times smaller) takes about sqrt(k) times the lr for the same progress
-        per image (the square-root rule for adaptive optimisers, Malladi et al. 2022); ``linear``
-        is the SGD rule (Goyal et al. 2017), usually too aggressive for Adam.
-        """
-        exponent = LR_SCALING[self.trainer.lr_scaling]
-        return self.trainer.lr * (self.data.batch_size / self.trainer.lr_batch) ** exponent
 
     def validate(self) -> TrainConfig:
         """Check values before any expensive work, so mistakes cost seconds, not GPU hours."""
@@ -192,9 +175,6 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
         if not self.trainer.lr > 0:
             raise ConfigError(f"trainer.lr must be > 0, got {self.trainer.lr!r}")
-        if self.trainer.lr_scaling not in LR_SCALING:
-            raise ConfigError(f"trainer.lr_scaling={self.trainer.lr_scaling!r}: choose {', '.join(LR_SCALING)}")
-        integer_at_least("trainer.lr_batch", self.trainer.lr_batch, 1)
         if not 0.0 <= self.data.max_bad_fraction <= 1.0:
             raise ConfigError(f"data.max_bad_fraction must be in [0, 1], got {self.data.max_bad_fraction!r}")
         integer_at_least("trainer.max_rollbacks", self.trainer.max_rollbacks, 0)
@@ -217,8 +197,6 @@ class TrainConfig:
         if self.styles and len(self.styles) < 2 and not self.finetune:
             raise ConfigError(f"styles= needs at least 2 styles for a multi-style network, got {len(self.styles)}; "
                               "for one style use style=<name>")
-        if self.model.name == "multistyle" and not self.styles:
-            raise ConfigError("model=multistyle needs the styles to train: styles=[starry_night,the_scream]")
         names = [s.name for s in self.styles]
         if len(set(names)) != len(names):
             raise ConfigError(f"styles= lists a style twice: {names}")

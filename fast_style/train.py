@@ -236,7 +236,7 @@ def load_finetune_base(cfg: TrainConfig) -> dict[str, Any]:
     base = load_checkpoint(cfg.finetune)
     old = [str(n) for n in base.get("styles", [])]
     if len(old) < 2 or int(base["model_config"].get("n_styles", 1)) != len(old):
-        raise ConfigError(f"finetune={cfg.finetune}: not a multi-style checkpoint (train one with model=multistyle)")
+        raise ConfigError(f"finetune={cfg.finetune}: not a multi-style checkpoint (train one with styles=[a,b])")
     twice = [s.name for s in cfg.styles if s.name in old]
     if twice:
         raise ConfigError(f"finetune: {cfg.finetune} already holds style(s) {twice}; it holds: {', '.join(old)}")
@@ -612,11 +612,8 @@ def build_model(
 def build_optimizer(
     cfg: TrainConfig, model: ImageTransformNet, params: list[torch.nn.Parameter], device: torch.device
 ) -> torch.optim.Adam:
-    """Adam at the effective lr (trainer.lr scaled for the global batch, TrainConfig.effective_lr)."""
-    lr = cfg.effective_lr()
-    if cfg.trainer.lr_scaling != "none":
-        log.info("lr %.3g: trainer.lr %.3g scaled (%s) for batch %d against trainer.lr_batch %d",
-                 lr, cfg.trainer.lr, cfg.trainer.lr_scaling, cfg.data.batch_size, cfg.trainer.lr_batch)
+    """Adam at trainer.lr (the output conv's group at lr * OUTPUT_SCALE)."""
+    lr = cfg.trainer.lr
     # fused Adam: one kernel for all parameters on CUDA (CPU keeps the default foreach path)
     # The output conv steps at lr * OUTPUT_SCALE: Adam moves every weight by ~lr whatever its
     # gradient, and this conv writes pixels directly, so at the full lr one step can swing a pixel
