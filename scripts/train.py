@@ -1,6 +1,6 @@
 """Train a style network: ``python scripts/train.py style=starry_night data.root=/path/to/train2014``.
 
-Multi-style: ``model=multistyle styles=[starry_night,the_scream]``; add a style to such a network:
+Multi-style: ``styles=[starry_night,the_scream]``; add a style to such a network:
 ``finetune=checkpoints/starry_night+the_scream.pt styles=[candy]``.
 
 Several GPUs (or processes): ``torchrun --nproc_per_node=4 scripts/train.py ... data.batch_size=16``

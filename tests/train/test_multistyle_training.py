@@ -46,7 +46,6 @@ def multi_config(tmp: Path, photos: Path, styles_dir: Path, names: list[str], st
         StyleConfig(name=n, image=str(styles_dir / f"{n}.jpg"), size=48, style_weight=10.0, tv_weight=0.0)
         for n in names
     ]
-    cfg.model.name = "multistyle"
     cfg.model.width, cfg.model.n_residual = 8, 1
     cfg.data.root = cfg.data.val_root = str(photos)
     cfg.data.image_size, cfg.data.batch_size, cfg.data.workers = 32, 2, 0
@@ -146,7 +145,7 @@ def test_finetune_refuses_a_style_it_already_holds(two_styles, photos, styles_di
 def test_multistyle_cli_trains_and_stylizes_by_name(tmp_path, photos, styles_dir):
     ckpt = tmp_path / "multi.pt"
     args = [
-        "model=multistyle", f"styles=[{','.join(NAMES)}]", f"styles_dir={styles_dir}", "style.size=48",
+        f"styles=[{','.join(NAMES)}]", f"styles_dir={styles_dir}", "style.size=48",
         f"data.root={photos}", "data.image_size=32", "data.batch_size=2", "data.workers=0", "data.n_samples=2",
         "model.width=8", "model.n_residual=1", "loss_net.weights=random", "trainer.steps=2", "trainer.log_every=1",
         "logger=none", "device=cpu", TINY_RUNS_STAY_EAGER, TINY_RUNS_IN_FP32,
