@@ -40,9 +40,8 @@ def cpu_flags() -> set[str]:
 
 def decide_amp(setting: str, device: torch.device) -> tuple[bool, str]:
     """(bf16 autocast?, reason) for ``trainer.amp``. ``auto`` takes bf16 where the hardware runs
-    it natively: CUDA devices that support it, CPUs with bf16 matrix units (on an AMD EPYC with
-    avx512_bf16 a training step was ~1.9x faster at the same quality: docs/PERFORMANCE.md); other
-    CPUs would emulate bf16, slower than fp32."""
+    it natively: CUDA devices that support it, CPUs with bf16 matrix units (faster at the same
+    quality there: docs/PERFORMANCE.md); other CPUs would emulate bf16, slower than fp32."""
     if setting not in ("none", "bf16", "auto"):
         raise ConfigError(f"trainer.amp={setting!r}: choose auto, none or bf16")
     if setting != "auto":

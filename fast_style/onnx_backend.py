@@ -1,7 +1,7 @@
 """ONNX Runtime inference for :class:`~fast_style.stylize.Stylizer`: export once, cache, run.
 
-Why: on a CPU, ONNX Runtime runs the Johnson network about 3x faster than eager PyTorch
-(docs/PERFORMANCE.md), because its graph optimiser fuses each convolution with the following
+Why: on a CPU, ONNX Runtime runs the Johnson network faster than eager PyTorch (numbers in
+docs/PERFORMANCE.md), because its graph optimiser fuses each convolution with the following
 instance norm / ReLU work and picks blocked-layout convolution kernels. So ``backend=auto`` uses
 it on the CPU; on CUDA torch stays (the CPU onnxruntime wheel has no GPU provider).
 
@@ -257,9 +257,9 @@ def quantize_int8(fp32: bytes, n_styles: int = 1) -> bytes:
     norm, ReLU and the residual adds stay fp32, which measured both faster and closer to fp32
     than quantising every op.
 
-    Why static: dynamic quantisation re-measures activations on every call and ran 4x slower than
-    fp32 here; static QDQ ran ~1.9x faster at about 27 dB PSNR against fp32 (docs/PERFORMANCE.md),
-    a visible change in fine texture, so it is opt-in (``precision=int8``), never the default."""
+    Why static: dynamic quantisation re-measures activations on every call and ran slower than
+    fp32; static QDQ runs faster, with a visible change in fine texture (both measured in
+    docs/PERFORMANCE.md), so it is opt-in (``precision=int8``), never the default."""
     import tempfile
 
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static

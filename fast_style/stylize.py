@@ -55,7 +55,7 @@ class Stylizer:
     size, with whole-image instance-norm statistics (:mod:`fast_style.tiling`): the same output
     as one pass, with activation memory set by the tile instead of the image.
 
-    ``backend``: ``onnxruntime`` runs the network through ONNX Runtime (about 3x eager torch
+    ``backend``: ``onnxruntime`` runs the network through ONNX Runtime (faster than eager torch
     on a CPU, see docs/PERFORMANCE.md), exported once per network into a cache
     (:mod:`fast_style.onnx_backend`); ``torch`` runs it in PyTorch; ``auto`` (default) picks
     onnxruntime on the CPU and torch on CUDA. Every option applies either way (strength and
@@ -65,14 +65,14 @@ class Stylizer:
     network, ``compile=True``, a CUDA device, a missing onnxruntime or a failed export.
 
     ``precision="int8"`` (onnxruntime only, opt-in): the exported graph quantised to int8, with
-    activation ranges calibrated on the embedded sample photos; about 1.6-1.9x faster than fp32
-    onnxruntime on a CPU once warm, at a visible cost in fine texture (about 27 dB PSNR against fp32, see
-    docs/PERFORMANCE.md). Whatever runs on torch (tiles, smoothed video, fallbacks) stays fp32.
+    activation ranges calibrated on the embedded sample photos; faster than fp32 onnxruntime on a
+    CPU once warm, at a visible cost in fine texture (both measured in docs/PERFORMANCE.md).
+    Whatever runs on torch (tiles, smoothed video, fallbacks) stays fp32.
 
     ``compile=True`` runs the network through ``torch.compile`` (fused elementwise work around
-    the convolutions: ~1.5x at 1024 px on CPU, see docs/PERFORMANCE.md). The first image of each
-    new size pays the compile (about a minute on CPU), so it is for folders and video, not for
-    one photo. Tiles and the temporally smoothed video network stay eager.
+    the convolutions; speed in docs/PERFORMANCE.md). The first image of each new size pays the
+    compile (about a minute on CPU), so it is for folders and video, not for one photo. Tiles and
+    the temporally smoothed video network stay eager.
     """
 
     def __init__(
