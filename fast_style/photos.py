@@ -31,7 +31,7 @@ from fast_style.images import is_image_file, load_image, resize_short_side, to_t
 COCO_HELP = (
     "training needs a folder of photos, e.g. COCO train2014 (83k images, 13 GB): "
     "download http://images.cocodataset.org/zips/train2014.zip, unzip it and pass "
-    "data.root=/path/to/train2014 (see README, 'Training data')"
+    "data.root=/path/to/train2014 (see docs/FEATURES.md, 'Training data')"
 )
 
 

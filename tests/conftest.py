@@ -137,7 +137,7 @@ SLOW_FOLDERS = ("e2e", "quality")
 
 
 # The longest files start first, so that under xdist they do not begin last and set the suite's
-# wall time (a file is one unit of work with --dist loadfile); suite times in README.md.
+# wall time (a file is one unit of work with --dist loadfile).
 LONGEST_FIRST = ("quality/test_recipe.py", "e2e/test_readme.py")
 
 

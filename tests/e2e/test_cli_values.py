@@ -55,15 +55,17 @@ def test_stylize_help_lists_only_its_own_options():
         assert group not in result.stdout, group
 
 
-def test_readme_config_keys_exist():
-    """Every dotted key in README's training config table is a real key of the train config."""
+@pytest.mark.parametrize("doc", ["README.md", "docs/FEATURES.md"])
+def test_readme_config_keys_exist(doc):
+    """Every dotted key in the training option tables (README's main options, FEATURES.md's full
+    table) is a real key of the train config."""
     import dataclasses
     import re
 
     from fast_style.config import TrainConfig
 
     cfg = TrainConfig()
-    table = (REPO / "README.md").read_text().split("| key | default | meaning |")[1].split("\n\n")[0]
+    table = (REPO / doc).read_text().split("| key | default | meaning |")[1].split("\n\n")[0]
     keys = [
         k
         for row in table.splitlines()

