@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from fast_style.checkpoint import load_checkpoint
+from fast_style.config import TrainerConfig
 from fast_style.dashboard import free_port, start_server, stop_server
 from tests.helpers import REPO, tiny_train_args
 
@@ -113,7 +114,7 @@ def test_training_run_lands_exactly_on_the_server(visdom_server, tmp_path, tiny_
         assert lines[f"val {term}"]["y"] == pytest.approx(expected_val, rel=1e-4), term
     assert lines["total (smoothed)"]["x"] == [2, 4, 6]
     assert traces(state["lr"])["lr"]["x"] == [2, 4, 6]
-    assert traces(state["lr"])["lr"]["y"] == pytest.approx([1e-3] * 3)
+    assert traces(state["lr"])["lr"]["y"] == pytest.approx([TrainerConfig().lr] * 3)  # the default lr
     ips = traces(state["images_per_s"])["images_per_s"]
     assert ips["x"] == [2, 4, 6] and all(v > 0 for v in ips["y"])
     for image in ("style", "samples"):
