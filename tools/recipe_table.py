@@ -64,15 +64,49 @@ def score(ckpt: Path, style: str, n: int, size: int) -> dict[str, float]:
             "per_layer": [round(v, 2) for v in s.per_layer]}
 
 
+def figure(out: Path, dirs: list[Path], labels: list[str], styles: list[str], steps: int, size: int) -> Path:
+    """One row per painting: the painting, an unseen photo, then that photo stylized by the
+    ``steps`` checkpoint of each run folder in ``dirs`` (the first one holding it)."""
+    from fast_style.images import load_batch, save_image
+    from fast_style.photos import list_images
+    from fast_style.styles import load_style_tensor
+    from fast_style.stylize import Stylizer
+    from make_figures import labeled_grid  # tools/ is this script's folder, first on sys.path
+
+    photo = load_batch(list_images(SHARED / "photos_val")[2], size)
+    h, w = photo.shape[-2:]
+    rows = []
+    for style in styles:
+        painting = torch.nn.functional.interpolate(load_style_tensor(SHARED / "styles" / f"{style}.jpg", 512),
+                                                   size=(h, w), mode="bilinear", antialias=True)
+        cells = [painting[0], photo[0]]
+        for group in dirs:
+            ckpt = next((d / f"{style}_{steps}.pt" for d in group if (d / f"{style}_{steps}.pt").exists()), None)
+            cells.append(Stylizer.from_checkpoint(ckpt, backend="torch")(photo)[0] if ckpt else torch.ones_like(photo[0]))
+        rows.append(cells)
+    grid = labeled_grid(rows, ["painting", "photo", *labels], row_labels=styles, cell_h=h)
+    return save_image(grid, out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, help="folder of the checkpoints and scores.json (required to train)")
     p.add_argument("--styles", nargs="+", required=True)
     p.add_argument("--steps", nargs="+", type=int, default=[100, 200, 1000])
     p.add_argument("--photos", type=int, default=8)
     p.add_argument("--size", type=int, default=240)
+    p.add_argument("--figure", type=Path, help="instead of training: write this comparison figure of the run "
+                   "folders in --compare at the first of --steps")
+    p.add_argument("--compare", nargs="+", default=[], help="LABEL=DIR[,DIR...] run folders for --figure")
     p.add_argument("overrides", nargs="*", help="hydra overrides for scripts/train.py (after --)")
     args = p.parse_args()
+    if args.figure:
+        groups = [[Path(d) for d in c.split("=", 1)[1].split(",")] for c in args.compare]
+        labels = [c.split("=", 1)[0] for c in args.compare]
+        print(figure(args.figure, groups, labels, args.styles, args.steps[0], args.size))
+        return
+    if args.out is None:
+        p.error("--out is required to train")
     args.out.mkdir(parents=True, exist_ok=True)
     results_file = args.out / "scores.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
