@@ -67,11 +67,12 @@ def score(ckpt: Path, style: str, n: int, size: int) -> dict[str, float]:
 def figure(out: Path, dirs: list[Path], labels: list[str], styles: list[str], steps: int, size: int) -> Path:
     """One row per painting: the painting, an unseen photo, then that photo stylized by the
     ``steps`` checkpoint of each run folder in ``dirs`` (the first one holding it)."""
+    from make_figures import labeled_grid  # tools/ is this script's folder, first on sys.path
+
     from fast_style.images import load_batch, save_image
     from fast_style.photos import list_images
     from fast_style.styles import load_style_tensor
     from fast_style.stylize import Stylizer
-    from make_figures import labeled_grid  # tools/ is this script's folder, first on sys.path
 
     photo = load_batch(list_images(SHARED / "photos_val")[2], size)
     h, w = photo.shape[-2:]
