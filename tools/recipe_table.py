@@ -83,7 +83,8 @@ def figure(out: Path, dirs: list[Path], labels: list[str], styles: list[str], st
         cells = [painting[0], photo[0]]
         for group in dirs:
             ckpt = next((d / f"{style}_{steps}.pt" for d in group if (d / f"{style}_{steps}.pt").exists()), None)
-            cells.append(Stylizer.from_checkpoint(ckpt, backend="torch")(photo)[0] if ckpt else torch.ones_like(photo[0]))
+            blank = torch.ones_like(photo[0])  # a run that has no checkpoint of this painting
+            cells.append(Stylizer.from_checkpoint(ckpt, backend="torch")(photo)[0] if ckpt else blank)
         rows.append(cells)
     grid = labeled_grid(rows, ["painting", "photo", *labels], row_labels=styles, cell_h=h)
     return save_image(grid, out)
