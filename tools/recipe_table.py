@@ -90,6 +90,26 @@ def figure(out: Path, dirs: list[Path], labels: list[str], styles: list[str], st
     return save_image(grid, out)
 
 
+def table(dirs: list[list[Path]], labels: list[str], styles: list[str], steps: list[int]) -> str:
+    """Markdown: one row per painting, style score / content change of each run group at each
+    budget (read from the groups' scores.json; – where a budget was not trained)."""
+    scores = [{} for _ in dirs]
+    for merged, group in zip(scores, dirs):
+        for d in group:
+            if (d / "scores.json").exists():
+                merged.update(json.loads((d / "scores.json").read_text()))
+    head = [f"{label} {n}" for n in steps for label in labels]
+    lines = ["| painting | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    for style in styles:
+        cells = []
+        for n in steps:
+            for merged in scores:
+                s = merged.get(f"{style}@{n}")
+                cells.append(f"{s['style']:.2f} / {s['content']:.2f}" if s else "–")
+        lines.append(f"| {style} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, help="folder of the checkpoints and scores.json (required to train)")
@@ -99,13 +119,18 @@ def main() -> None:
     p.add_argument("--size", type=int, default=240)
     p.add_argument("--figure", type=Path, help="instead of training: write this comparison figure of the run "
                    "folders in --compare at the first of --steps")
-    p.add_argument("--compare", nargs="+", default=[], help="LABEL=DIR[,DIR...] run folders for --figure")
+    p.add_argument("--table", action="store_true", help="instead of training: print the markdown table of the run "
+                   "folders in --compare (style score / content change at each of --steps)")
+    p.add_argument("--compare", nargs="+", default=[], help="LABEL=DIR[,DIR...] run folders for --figure/--table")
     p.add_argument("overrides", nargs="*", help="hydra overrides for scripts/train.py (after --)")
     args = p.parse_args()
+    groups = [[Path(d) for d in c.split("=", 1)[1].split(",")] for c in args.compare]
+    labels = [c.split("=", 1)[0] for c in args.compare]
     if args.figure:
-        groups = [[Path(d) for d in c.split("=", 1)[1].split(",")] for c in args.compare]
-        labels = [c.split("=", 1)[0] for c in args.compare]
         print(figure(args.figure, groups, labels, args.styles, args.steps[0], args.size))
+        return
+    if args.table:
+        print(table(groups, labels, args.styles, args.steps))
         return
     if args.out is None:
         p.error("--out is required to train")
