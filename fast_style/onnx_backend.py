@@ -5,7 +5,7 @@ docs/PERFORMANCE.md), because its graph optimiser fuses each convolution with th
 instance norm / ReLU work and picks blocked-layout convolution kernels. So ``backend=auto`` uses
 it on the CPU; on CUDA torch stays (the CPU onnxruntime wheel has no GPU provider).
 
-The network is exported with :func:`fast_style.export.onnx_bytes` (dynamic batch/height/width,
+The network is exported by :func:`export_fp32` (dynamic batch/height/width,
 multi-style weights as a graph input, output clamped to [0, 1] in the graph) into
 ``$FAST_STYLE_ONNX_CACHE`` (default ``$FAST_STYLE_CACHE/onnx``, i.e. ``~/.cache/fast_style/onnx``),
 once per network. The file name is a hash of the weights and configuration plus everything that
@@ -17,6 +17,7 @@ whose hash does not match or that onnxruntime refuses is rebuilt, never trusted.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -39,7 +40,11 @@ BACKENDS = ("auto", "torch", "onnxruntime")
 PRECISIONS = ("fp32", "int8")
 CALIBRATION_SIZE = 256  # long side of the embedded sample photos that calibrate int8 activation ranges
 # bump when the exported graph changes for the same weights and versions (wrapper, clamp, names)
-EXPORT_FORMAT = 2  # 2: polyphase output conv (fast_style.export)
+EXPORT_FORMAT = 3  # 2: polyphase output conv (fast_style.export); 3: TorchScript exporter first
+# sizes the fresh graph is checked at: neither is the exporter's example (37x50), one is a batch,
+# one has sides that are multiples of 4 and one not, so a shape frozen by the trace shows
+CHECK_SHAPES = ((2, 3, 8, 13), (1, 3, 44, 31))
+CHECK_TOLERANCE = 1e-4
 OPSET = 18
 
 
@@ -153,8 +158,6 @@ class OnnxNet:
     def _fp32_graph(self, model: ImageTransformNet) -> bytes:
         """The fp32 graph: for an int8 build, the verified fp32 cache entry of this network when
         there is one (the export is most of a cold start), else a fresh export."""
-        from fast_style.export import onnx_bytes
-
         if self.precision != "fp32":
             fp32_path = self.cache / f"{cache_key(model, 'fp32', self.digest)}.onnx"
             data, problem = read_verified(fp32_path, self.digest, "fp32")
@@ -163,7 +166,7 @@ class OnnxNet:
             if data is not None:
                 log.info("onnxruntime: quantising the cached fp32 export %s", fp32_path)
                 return data
-        return onnx_bytes(model, OPSET, clamp=True)
+        return export_fp32(model)
 
     def _export(self, model: ImageTransformNet) -> bytes:
         t = time.perf_counter()
@@ -200,6 +203,57 @@ class OnnxNet:
             w = style_weights.detach().cpu().float().reshape(-1, self.n_styles)
             feeds[self.input_names[1]] = np.ascontiguousarray(w.expand(x.shape[0], self.n_styles).numpy())
         return torch.from_numpy(self.session.run(None, feeds)[0])
+
+
+def export_fp32(model: ImageTransformNet) -> bytes:
+    """The clamped fp32 graph the cache holds: TorchScript exporter first, checked, else torch.export's.
+
+    Why: the export is most of a cold start. The torch.export-based exporter took 12.6 s (plus 1.8 s
+    to import onnxscript) for a shipped network on 2 loaded cores, the TorchScript one 1.3 s, with
+    the same outputs to the bit and the same run time. A trace fixes the Python branches on sizes
+    as the example took them, and that exporter is deprecated, so its graph must compute what the
+    network does at :data:`CHECK_SHAPES` (:func:`graph_mismatch`); if it fails, is gone from a
+    newer torch, or disagrees, the torch.export-based exporter builds the entry (one info line)."""
+    from fast_style import export  # the module, not the function: tests stand in for onnx_bytes
+
+    try:
+        data = export.onnx_bytes(model, OPSET, clamp=True, exporter="torchscript")
+        problem = graph_mismatch(data, model)
+    except Exception as e:  # noqa: BLE001 - any failure of the fast path means: the slow one
+        problem = f"failed ({first_line(e, 120)})"
+    if problem is None:
+        return data
+    log.info("onnxruntime: the TorchScript exporter %s; using the torch.export-based one (slower)", problem)
+    return export.onnx_bytes(model, OPSET, clamp=True, exporter="dynamo")
+
+
+def graph_mismatch(data: bytes, model: ImageTransformNet) -> str | None:
+    """None when the ONNX graph ``data`` gives the network's clamped output (random weights for a
+    multi-style network) within :data:`CHECK_TOLERANCE` at every :data:`CHECK_SHAPES`; else why not.
+    Costs about 0.1 s (one session, tiny images)."""
+    import onnxruntime as ort
+
+    net = copy.deepcopy(model).float().cpu().eval()
+    session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    generator = torch.Generator().manual_seed(0)
+    for shape in CHECK_SHAPES:
+        x = torch.rand(shape, generator=generator)
+        feeds = {names[0]: x.numpy()}
+        weights = None
+        if net.config.n_styles > 1:
+            weights = torch.rand(shape[0], net.config.n_styles, generator=generator)
+            weights = weights / weights.sum(dim=1, keepdim=True)
+            feeds[names[1]] = weights.numpy()
+        with torch.no_grad():
+            expected = net.stylize(x, weights)
+        got = torch.from_numpy(session.run(None, feeds)[0])
+        if got.shape != expected.shape:
+            return f"gives shape {tuple(got.shape)} for {tuple(expected.shape)} at {shape}"
+        diff = (got - expected).abs().max().item()
+        if not diff <= CHECK_TOLERANCE:
+            return f"differs from the network by {diff:.2g} at {shape}"
+    return None
 
 
 def read_verified(
@@ -310,5 +364,5 @@ def torch_reason(backend: str, device: torch.device, compile: bool) -> str | Non
 
 
 __all__ = ["BACKENDS", "PRECISIONS", "BackendUnavailable", "OnnxNet", "cache_key", "calibration_batches",
-           "check_backend", "check_precision", "model_digest", "onnx_cache_dir", "quantize_int8", "session_options",
-           "torch_reason"]
+           "check_backend", "check_precision", "export_fp32", "graph_mismatch", "model_digest", "onnx_cache_dir",
+           "quantize_int8", "session_options", "torch_reason"]

@@ -336,3 +336,82 @@ def test_int8_on_the_shipped_network_stays_within_its_measured_cost():
     assert int8.backend == fp32.backend == "onnxruntime"
     print(f"int8 vs fp32, shipped starry_night: {psnr(int8(x), fp32(x)):.1f} dB")
     assert psnr(int8(x), fp32(x)) > 23
+
+
+def recording_exporter(monkeypatch, replace: dict | None = None) -> list[str]:
+    """Stand in for fast_style.export.onnx_bytes: record each call's exporter; ``replace`` maps an
+    exporter to what it does instead (a callable taking the same arguments)."""
+    import fast_style.export
+
+    real, calls = fast_style.export.onnx_bytes, []
+
+    def export(model, *args, exporter="dynamo", **kwargs):
+        calls.append(exporter)
+        return (replace or {}).get(exporter, real)(model, *args, exporter=exporter, **kwargs)
+
+    monkeypatch.setattr(fast_style.export, "onnx_bytes", export)
+    return calls
+
+
+# multi-style: the TorchScript exporter refuses the conditional norm after the fast upsample's
+# reshape ("instance_norm for unknown channel size"), so torch.export's builds it (as before)
+@pytest.mark.parametrize(("config", "exporters"), [(SINGLE, ["torchscript"]), (MULTI, ["torchscript", "dynamo"])],
+                         ids=["single", "multi"])
+def test_cache_export_takes_the_fast_exporter_and_checks_it(config, exporters, tmp_path, monkeypatch):
+    """The cold start's export is the TorchScript exporter's (seconds, not ~15 s), its graph is
+    checked against the network at other sizes than the traced one, and torch.export's is not run
+    (the shipped networks are single-style)."""
+    from fast_style.onnx_backend import CHECK_SHAPES, graph_mismatch
+
+    calls = recording_exporter(monkeypatch)
+    model = perturbed(config, seed=21)
+    net = OnnxNet(model, tmp_path)
+    assert net.exported and calls == exporters
+    assert graph_mismatch(net.path.read_bytes(), model) is None
+    weights = torch.tensor([[0.2, 0.5, 0.3]]) if config.n_styles > 1 else None
+    for shape in [*CHECK_SHAPES, (1, 3, 61, 90)]:
+        x = torch.rand(shape)
+        w = None if weights is None else weights.expand(shape[0], 3)
+        assert_same_image(net(x, w), model.stylize(x, w))
+
+
+def test_fast_exporter_failing_or_disagreeing_falls_back_to_torch_export(tmp_path, monkeypatch, caplog):
+    """A TorchScript graph that computes something else (a frozen shape, a wrong branch: here another
+    network's graph) or an exporter that fails (gone from a newer torch) is never cached: the
+    torch.export-based exporter builds the entry, with one info line saying why."""
+    import fast_style.export
+
+    model, other = perturbed(SINGLE, seed=22), perturbed(SINGLE, seed=23)
+    wrong = fast_style.export.onnx_bytes(other, 18, clamp=True, exporter="torchscript")
+    calls = recording_exporter(monkeypatch, {"torchscript": lambda *a, **k: wrong})
+    with caplog.at_level(logging.INFO, logger="fast_style.onnx_backend"):
+        net = OnnxNet(model, tmp_path / "a")
+    assert calls == ["torchscript", "dynamo"]
+    assert any("TorchScript exporter differs from the network" in r.message for r in caplog.records)
+    x = torch.rand(1, 3, 33, 29)
+    assert_same_image(net(x), model.stylize(x))
+
+    def gone(*args, **kwargs):
+        raise RuntimeError("dynamo=False is no longer supported")
+
+    calls = recording_exporter(monkeypatch, {"torchscript": gone})
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fast_style.onnx_backend"):
+        net = OnnxNet(model, tmp_path / "b")
+    assert calls == ["torchscript", "dynamo"] and net.exported
+    assert any("TorchScript exporter failed (dynamo=False is no longer supported)" in r.message
+               for r in caplog.records)
+    assert_same_image(net(x), model.stylize(x))
+
+
+def test_shipped_network_exports_through_the_fast_exporter(tmp_path, monkeypatch):
+    """What a new user's first run exports: a shipped network, through the TorchScript exporter
+    alone (its graph passing the check), in a few seconds rather than the ~15 s of torch.export's."""
+    from fast_style.stylize import load_network
+
+    calls = recording_exporter(monkeypatch)
+    model, _, _ = load_network("starry_night")
+    net = OnnxNet(model, tmp_path)
+    assert net.exported and calls == ["torchscript"]
+    x = torch.rand(1, 3, 45, 62)
+    assert_same_image(net(x), model.stylize(x))
