@@ -17,8 +17,9 @@ after hours on a GPU; :func:`check_bad_fraction` is the one threshold test.
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,10 +60,27 @@ def list_images(root: str | Path, what: str = "data.root") -> list[Path]:
         raise ConfigError(f"{what}={root}: no such folder; {COCO_HELP}")
     if not root.is_dir():
         raise ConfigError(f"{what}={root}: not a folder; {COCO_HELP}")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_file(p))
+    files = sorted(p for p in walk_files(root) if is_image_file(p))
     if not files:
         raise ConfigError(f"{what}={root}: no .jpg/.jpeg/.png/.webp/.bmp images found; {COCO_HELP}")
     return files
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root``, following symlinked folders (a data.root assembled from links to
+    other disks is common; Path.rglob skipped them silently), each real folder once (a link
+    cycle cannot loop)."""
+    seen: set[str] = set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        for name in names:
+            path = Path(folder) / name
+            if path.is_file():
+                yield path
 
 
 def crop_image(path: Path, size: int) -> Image.Image:

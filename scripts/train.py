@@ -22,6 +22,7 @@ if __name__ == "__main__":
 
     signal.signal(signal.SIGINT, _interrupted)
 
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -36,6 +37,7 @@ from fast_style.distributed import launched_rank, launched_world_size
 from fast_style.train import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SCRIPT = str(Path(__file__).resolve())
 
 
 def _style_label(name: str, styles: list) -> str:
@@ -55,15 +57,27 @@ WORKER_OVERRIDES = [
 ]
 
 
+def hydra_quoted(value: str) -> str:
+    """``value`` as hydra's override grammar reads it back unchanged: plain when it only holds
+    characters hydra takes unquoted, else in single quotes (paths with spaces, non-ASCII letters,
+    brackets or commas would otherwise be refused or split)."""
+    if re.fullmatch(r"[A-Za-z0-9_./:+~-]+", value):
+        return value
+    # inside quotes hydra unescapes only backslashes that precede a quote (or the closing one)
+    escaped = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value).replace("'", "\\'")
+    return f"'{escaped}'"
+
+
 def resume_command(overrides: list[str], checkpoint: str) -> str:
-    """The command line that continues this run (under torchrun when this is a torchrun job)."""
-    args = [*overrides, f"resume={checkpoint}"]
+    """The command line that continues this run (under torchrun when this is a torchrun job),
+    runnable from any folder: the script by its absolute path, the checkpoint hydra-quoted."""
+    args = [*overrides, f"resume={hydra_quoted(str(Path(checkpoint).resolve()))}"]
     if launched_world_size() > 1:
         local = os.environ.get("LOCAL_WORLD_SIZE", str(launched_world_size()))
         nodes = int(launched_world_size()) // max(int(local), 1)
         launcher = ["torchrun", f"--nproc_per_node={local}", *([f"--nnodes={nodes}"] if nodes > 1 else [])]
-        return shlex.join([*launcher, "scripts/train.py", *args])
-    return shlex.join([sys.executable, "scripts/train.py", *args])
+        return shlex.join([*launcher, SCRIPT, *args])
+    return shlex.join([sys.executable, SCRIPT, *args])
 
 
 # What hydra itself puts in a run folder before our code runs.

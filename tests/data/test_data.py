@@ -2,6 +2,7 @@ import itertools
 
 import pytest
 import torch
+from PIL import Image
 
 from fast_style.data import InfiniteSampler, PhotoFolder, build_loader, fixed_photos, list_images
 from fast_style.errors import ConfigError
@@ -98,3 +99,21 @@ def test_global_batch_must_split_evenly(tiny_photos, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "1")
     ctx = distributed.setup("cpu", "auto", batch_size=4)
     assert not ctx.enabled and ctx.is_main and ctx.any(True) and ctx.broadcast(3) == 3
+
+
+def test_symlinked_subfolders_of_the_photo_root_are_read(tmp_path):
+    """A data.root assembled from links to other folders: every linked photo counts (Path.rglob
+    skipped linked folders silently: "1 images" where 4 were linked), and a link cycle ends."""
+    from fast_style.photos import list_images
+
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 30), (i * 60, 10, 10)).save(real / f"p{i}.jpg")
+    root = tmp_path / "root"
+    root.mkdir()
+    Image.new("RGB", (40, 30)).save(root / "own.jpg")
+    (root / "linked").symlink_to(real, target_is_directory=True)
+    (real / "loop").symlink_to(root, target_is_directory=True)  # a cycle back to the root
+    names = sorted(p.name for p in list_images(root))
+    assert names == ["own.jpg", "p0.jpg", "p1.jpg", "p2.jpg"]

@@ -163,3 +163,20 @@ def test_stylize_keeps_both_inputs_that_share_a_name(trained, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "a_jpg_starry_night.png", "a_png_starry_night.png", "b_starry_night.png"
     ]
+
+
+@pytest.mark.parametrize(
+    "path", ["/data/runs/last.pt", "/tmp/rün dir/last.pt", "/x/it's [1],2/l.pt", "C:\\a\\b.pt", "a\\'b\\"]
+)
+def test_resume_command_values_read_back_unchanged_by_hydra(path):
+    """The printed resume command's checkpoint survives hydra's override grammar (spaces, non-ASCII
+    letters, quotes, brackets and commas used to be refused or split)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from train import hydra_quoted
+    finally:
+        sys.path.pop(0)
+    override = OverridesParser.create().parse_override(f"resume={hydra_quoted(path)}")
+    assert override.value() == path

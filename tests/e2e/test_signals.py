@@ -72,7 +72,8 @@ def test_sigterm_checkpoints_and_the_printed_command_resumes(tmp_path):
     # the printed command, with a finite number of steps so that it ends
     command = [f"trainer.steps={stopped + 2}" if a.startswith("trainer.steps=") else a for a in command]
     command.append(f"hydra.run.dir={tmp_path / 'resumed'}")  # a new run dir, but not inside the repo
-    resumed = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=180)
+    # run from another folder: the printed command names the script by its absolute path
+    resumed = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=script_env(), timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     assert f"saved {tmp_path}/final.pt (step {stopped + 2})" in resumed.stdout
     resumed_log = (tmp_path / "resumed" / "train.log").read_text()

@@ -174,7 +174,7 @@ def test_ddp_stop_resume_and_one_process_equivalence(tmp_path):
     assert sorted(p.name for p in first.iterdir()) == ["run"]  # rank 1 wrote nothing; no final checkpoint
     assert "distributed: 2 processes (gloo), 2 images per process per step" in log.read_text()
     command = shlex.split(out0.split("resume with:")[1].strip().splitlines()[0])
-    assert command[:3] == ["torchrun", "--nproc_per_node=2", "scripts/train.py"]
+    assert command[:3] == ["torchrun", "--nproc_per_node=2", str(REPO / "scripts" / "train.py")]
     assert command[-1] == f"resume={last}"
 
     # The printed command (torchrun as python -m torch.distributed.run), to 2 more steps, run in a
