@@ -78,7 +78,10 @@ def resolve_style_image(
     # filename and url may come from a checkpoint's stored config: one path component, never ../
     cached = cache_dir() / safe_name(filename or Path(url).name, f"{safe_name(name)}.jpg")
     if cached.is_file():
-        return cached
+        problem = cached_image_problem(cached)
+        if problem is None:
+            return cached
+        log.warning("style cache entry %s: %s; downloading it again", cached, problem)
     try:
         download(url, cached, timeout=timeout)
     except (OSError, ValueError) as e:
@@ -87,6 +90,17 @@ def resolve_style_image(
             f"({type(e).__name__}: {e}); copy the image there or pass style.image=/path/to/painting.jpg"
         ) from None
     return cached
+
+
+def cached_image_problem(path: Path) -> str | None:
+    """Why a cached painting cannot be used (truncated by a full disk, overwritten with an HTML
+    error page, ...), or None: such an entry is downloaded again instead of failing the run."""
+    try:
+        with Image.open(path) as img:
+            img.load()  # decodes the pixels: a file cut short fails here, not at training time
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        return f"not a readable image ({type(e).__name__})"
+    return None
 
 
 def stored_style_image(style: Mapping[str, Any], image: str | None = None) -> Path:

@@ -55,3 +55,25 @@ def test_downloaded_non_image_is_rejected(tmp_path, monkeypatch):
         server.shutdown()
         server.server_close()
     assert not (tmp_path / "cache" / "styles" / "x.jpg").exists()
+
+
+def test_a_truncated_cache_entry_is_downloaded_again(styles_dir, tmp_path, monkeypatch, caplog):
+    """A cached painting cut short (full disk, killed copy) used to be returned as is and fail
+    later; it is downloaded again, with one warning line, over the real urllib path."""
+    monkeypatch.setenv("FAST_STYLE_CACHE", str(tmp_path / "cache"))
+    good = (styles_dir / "the_scream.jpg").read_bytes()
+    cached = tmp_path / "cache" / "styles" / "scream.jpg"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(good[: len(good) // 3])
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(styles_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with caplog.at_level("WARNING", logger="fast_style.styles"):
+            path = resolve_style_image("the_scream", url=f"http://127.0.0.1:{server.server_address[1]}/the_scream.jpg",
+                                       filename="scream.jpg")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert path == cached and path.read_bytes() == good
+    assert "not a readable image" in caplog.text and "downloading it again" in caplog.text
