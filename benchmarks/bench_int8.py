@@ -2,7 +2,7 @@
 
     python benchmarks/bench_int8.py --ckpt starry_night --size 1024 --photos ../shared/data/photos_val
 
-Exports the checkpoint as the onnxruntime backend does (fast_style.export.onnx_bytes, clamped),
+Exports the checkpoint as the onnxruntime backend does (fast_style.onnx_backend.export_fp32, clamped),
 then quantises it three ways: the library's ``precision=int8`` (static QDQ of the convolutions,
 activation ranges calibrated on the embedded sample photos), static QDQ of every op, and dynamic
 (weights int8, activations quantised per call). Prints, per variant: median seconds for one ``--size`` square image
@@ -24,10 +24,9 @@ import numpy as np
 import torch
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
-from fast_style.export import onnx_bytes
 from fast_style.images import load_image, resize_long_side, to_tensor
 from fast_style.measure import MEASURE_SIZE, StyleScorer, psnr
-from fast_style.onnx_backend import OPSET, calibration_batches, quantize_int8, session_options
+from fast_style.onnx_backend import calibration_batches, export_fp32, quantize_int8, session_options
 from fast_style.photos import list_images
 from fast_style.styles import load_style_tensor, stored_style_image
 
@@ -105,7 +104,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        fp32.write_bytes(onnx_bytes(model, OPSET, clamp=True))
+        fp32.write_bytes(export_fp32(model))
         paths_by_name = {"fp32": fp32, **quantise(fp32, Path(tmp))}
         base = session(fp32)
         base_out = [run(base, ph) for ph in photos]
