@@ -144,6 +144,7 @@ class OnnxNet:
 
         data, problem = read_verified(self.path, self.digest, self.precision)
         if data is not None:
+            touch(self.path)  # last use, for prune_cache's least-recently-used rule
             try:
                 return ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
             except Exception as e:  # noqa: BLE001 - any load failure means: rebuild
@@ -193,6 +194,7 @@ class OnnxNet:
         except OSError as e:  # read-only or full cache: run from memory, export again next time
             log.warning("ONNX cache %s not writable (%s); the export is used for this run only", self.cache, e)
         self.exported = True
+        prune_cache(self.cache, keep={self.path.name, self.path.with_suffix(".json").name})
         log.info("onnxruntime: export took %.1f s", time.perf_counter() - t)
         return data
 
@@ -259,6 +261,55 @@ def graph_mismatch(data: bytes, model: ImageTransformNet) -> str | None:
         if not diff <= CHECK_TOLERANCE:
             return f"differs from the network by {diff:.2g} at {shape}"
     return None
+
+
+# The cache keeps the most recently used entries up to this many bytes (an fp32 Johnson network is
+# ~7 MB, its int8 build ~2 MB): entries of older versions, checkpoints or formats are never read
+# again, so without a bound the folder would grow with every retrained network and upgrade.
+CACHE_LIMIT_BYTES = 256 * 2**20
+
+
+def touch(path: Path) -> None:
+    """Mark a cache entry as just used (its mtime), ignoring a read-only cache."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def prune_cache(folder: Path, keep: set[str] = frozenset(), limit: int = CACHE_LIMIT_BYTES) -> list[Path]:
+    """Delete the least recently used entries (``.onnx`` with its ``.json`` record; by mtime,
+    which a served entry refreshes) until the folder's entries fit in ``limit`` bytes; ``keep``:
+    file names never deleted (the entry just written). Only regular files directly in ``folder``
+    are considered; symlinks and anything else are left alone. Returns what was removed."""
+    try:
+        entries = [p for p in folder.iterdir() if p.suffix == ".onnx" and p.is_file() and not p.is_symlink()]
+    except OSError:
+        return []
+    sizes = {}
+    for p in entries:
+        try:
+            sizes[p] = p.stat().st_size + (p.with_suffix(".json").stat().st_size
+                                           if p.with_suffix(".json").is_file() else 0)
+        except OSError:
+            continue
+    total, removed = sum(sizes.values()), []
+    for p in sorted(sizes, key=lambda q: q.stat().st_mtime if q.exists() else 0):
+        if total <= limit:
+            break
+        if p.name in keep:
+            continue
+        for f in (p, p.with_suffix(".json")):
+            try:
+                f.unlink()
+            except OSError:
+                pass
+        total -= sizes[p]
+        removed.append(p)
+    if removed:
+        log.info("ONNX cache %s: removed %d least recently used entr%s (limit %d MB)", folder, len(removed),
+                 "y" if len(removed) == 1 else "ies", limit // 2**20)
+    return removed
 
 
 def read_verified(
@@ -368,6 +419,7 @@ def torch_reason(backend: str, device: torch.device, compile: bool) -> str | Non
     return None
 
 
-__all__ = ["BACKENDS", "PRECISIONS", "BackendUnavailable", "OnnxNet", "cache_key", "calibration_batches",
+__all__ = ["BACKENDS", "CACHE_LIMIT_BYTES", "PRECISIONS", "BackendUnavailable", "OnnxNet", "cache_key",
+           "calibration_batches", "prune_cache",
            "check_backend", "check_precision", "export_fp32", "graph_mismatch", "model_digest", "onnx_cache_dir",
            "quantize_int8", "session_options", "torch_reason"]

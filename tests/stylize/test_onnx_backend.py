@@ -415,3 +415,24 @@ def test_shipped_network_exports_through_the_fast_exporter(tmp_path, monkeypatch
     assert net.exported and calls == ["torchscript"]
     x = torch.rand(1, 3, 45, 62)
     assert_same_image(net(x), model.stylize(x))
+
+
+def test_cache_keeps_the_most_recently_used_entries_within_its_limit(tmp_path):
+    """Entries of older versions and retrained networks are never read again: the least recently
+    used go once the folder passes its limit; the entry just written, symlinks and other files stay."""
+    import os
+
+    from fast_style.onnx_backend import prune_cache
+
+    for i in range(5):  # 5 entries of 100 bytes (+ a 10-byte record), used at t = 1000 + i
+        (tmp_path / f"e{i}.onnx").write_bytes(b"x" * 100)
+        (tmp_path / f"e{i}.json").write_bytes(b"y" * 10)
+        for f in (tmp_path / f"e{i}.onnx", tmp_path / f"e{i}.json"):
+            os.utime(f, (1000 + i, 1000 + i))
+    (tmp_path / "notes.txt").write_text("the user's")
+    (tmp_path / "link.onnx").symlink_to(tmp_path / "notes.txt")
+    removed = prune_cache(tmp_path, keep={"e0.onnx"}, limit=330)  # 550 bytes: two entries must go
+    assert sorted(p.name for p in removed) == ["e1.onnx", "e2.onnx"]  # oldest first, e0 kept as asked
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "e0.json", "e0.onnx", "e3.json", "e3.onnx", "e4.json", "e4.onnx", "link.onnx", "notes.txt"]
+    assert prune_cache(tmp_path, limit=10**6) == []  # within the limit: nothing goes
