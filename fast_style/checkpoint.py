@@ -13,6 +13,7 @@ clone can stylize before it has trained anything.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 from pathlib import Path
@@ -23,6 +24,8 @@ import torch
 from fast_style.errors import CheckpointError, ConfigError, first_line
 from fast_style.fileio import atomic_write, check_not_shipped
 from fast_style.models.transformer import ImageTransformNet, TransformerConfig
+
+log = logging.getLogger(__name__)
 
 FORMAT = "fast-style-checkpoint"
 VERSION = 1
@@ -41,11 +44,19 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     no suffix), the shipped ``fast_style/pretrained/<name>.pt``. A local file always wins, so a
     network trained to ``./starry_night`` is never shadowed by the shipped one."""
     given = Path(path).expanduser()
-    if given.exists() or given.parent != Path(".") or given.suffix:
-        return given
+    bare = given.parent == Path(".") and not given.suffix
     shipped = PRETRAINED_DIR / f"{given.name}.pt"
+    if given.is_file() or not bare:
+        if bare and shipped.is_file():  # say which of the two same-named networks this is
+            log.warning("%s: using the local file ./%s, not the shipped network of that name", given, given)
+        return given
     if shipped.is_file():
+        if given.exists():  # a folder of that name is not a checkpoint: the shipped network, said once
+            log.warning("%s: ./%s is a folder, not a checkpoint; using the shipped network %s",
+                        given, given, shipped.stem)
         return shipped
+    if given.exists():
+        return given  # a folder: load_checkpoint says what it is
     names = ", ".join(shipped_networks()) or "none in this installation"
     raise CheckpointError(f"{given}: no such checkpoint file, and no shipped network of that name (shipped: {names})")
 

@@ -118,14 +118,22 @@ def test_bare_name_loads_the_shipped_fp16_network_as_fp32(tmp_path, monkeypatch)
     assert checkpoint.shipped_networks() == ["tiny"]
 
 
-def test_local_file_wins_and_unknown_names_are_one_clear_error(tmp_path, monkeypatch):
+def test_local_file_wins_and_unknown_names_are_one_clear_error(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(checkpoint, "PRETRAINED_DIR", tmp_path / "pretrained")
     save_checkpoint(pretrained_state(_tiny_training_checkpoint()), tmp_path / "pretrained" / "tiny.pt")
     monkeypatch.chdir(tmp_path)
     local = _tiny_training_checkpoint()
     local["style"] = "local"
     save_checkpoint(local, tmp_path / "tiny")
-    assert load_checkpoint("tiny")["style"] == "local"  # ./tiny exists: it is the one loaded
+    with caplog.at_level("WARNING", logger="fast_style.checkpoint"):
+        assert load_checkpoint("tiny")["style"] == "local"  # ./tiny exists: it is the one loaded ...
+    assert "tiny: using the local file ./tiny, not the shipped network of that name" in caplog.text  # ... and said
+    (tmp_path / "tiny").unlink()
+    (tmp_path / "tiny").mkdir()  # a folder of that name is not a checkpoint: the shipped one, said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fast_style.checkpoint"):
+        assert load_checkpoint("tiny")["style"] == "tiny"
+    assert "./tiny is a folder, not a checkpoint; using the shipped network tiny" in caplog.text
     with pytest.raises(CheckpointError, match=r"no shipped network of that name \(shipped: tiny\)"):
         load_checkpoint("the_scream")
     with pytest.raises(CheckpointError, match="no such checkpoint"):  # a path is never looked up by name
