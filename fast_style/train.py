@@ -483,17 +483,20 @@ def setup(
 
 
 def check_writable(ckpt_out: Path, run_dir: Path) -> None:
-    """Refuse a run whose work could not be saved, before its first step rather than after the last."""
+    """Refuse a run whose work could not be saved, before its first step rather than after the
+    last. Nothing is created here (a refused or stopped run leaves no empty folders): the nearest
+    existing folder above each target must be a writable folder."""
     check_not_shipped(ckpt_out, "ckpt_out")
     if ckpt_out.is_dir():
         raise ConfigError(f"ckpt_out={ckpt_out} is a folder; give a file, e.g. ckpt_out={ckpt_out / 'style.pt'}")
     for what, folder in (("ckpt_out", ckpt_out.parent), ("the run folder", run_dir)):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ConfigError(f"{what}: cannot create {folder} ({e.strerror})") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise ConfigError(f"{what}: {folder} is not writable; nothing this run trains could be saved")
+        existing = folder.absolute()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(f"{what}: cannot create {folder} ({existing} is not a folder)")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"{what}: {existing} is not writable; nothing this run trains could be saved")
 
 
 def load_initial_weights(cfg: TrainConfig) -> dict[str, Any]:

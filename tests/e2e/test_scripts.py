@@ -111,7 +111,7 @@ def test_cfg_job_shows_the_resolved_style_settings():
     result = run("train.py", "style=the_scream", "--cfg", "job", "--resolve")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "name: the_scream" in out and "size: 256" in out and "style_weight: 0.5" in out
+    assert "name: the_scream" in out and "size: 256" in out and "style_weight: 1.0" in out
     assert "normalize: true" in out
     assert "ckpt_out: checkpoints/the_scream.pt" in out
 
