@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fast_style.checks import integer_at_least
-from fast_style.device import resolve_device
+from fast_style.device import check_amp, resolve_device
 from fast_style.distributed import check_backend
 from fast_style.errors import ConfigError
 from fast_style.losses import STYLE_WEIGHT, TV_WEIGHT, LossConfig
@@ -187,8 +187,7 @@ class TrainConfig:
         for key in ("channels_last",):
             if not isinstance(getattr(self.trainer, key), bool):
                 raise ConfigError(f"trainer.{key} must be true or false, got {getattr(self.trainer, key)!r}")
-        if self.trainer.amp not in ("auto", "none", "bf16"):
-            raise ConfigError(f"trainer.amp={self.trainer.amp!r}: choose auto, none or bf16")
+        check_amp(self.trainer.amp)
         if self.finetune and not self.styles:
             raise ConfigError("finetune= needs the new style(s) to add: styles=[name, ...]")
         if self.init_from and self.finetune:

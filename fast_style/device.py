@@ -23,6 +23,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+AMP_SETTINGS = ("auto", "none", "bf16")  # trainer.amp
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # CPU matrix units that run bf16 natively (oneDNN uses them)
 
 
@@ -38,12 +39,18 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def check_amp(setting: object) -> str:
+    """``trainer.amp`` if it is one of AMP_SETTINGS; else one ConfigError line."""
+    if setting not in AMP_SETTINGS:
+        raise ConfigError(f"trainer.amp={setting!r}: choose auto, none or bf16")
+    return str(setting)
+
+
 def decide_amp(setting: str, device: torch.device) -> tuple[bool, str]:
     """(bf16 autocast?, reason) for ``trainer.amp``. ``auto`` takes bf16 where the hardware runs
     it natively: CUDA devices that support it, CPUs with bf16 matrix units (faster at the same
     quality there: docs/PERFORMANCE.md); other CPUs would emulate bf16, slower than fp32."""
-    if setting not in ("none", "bf16", "auto"):
-        raise ConfigError(f"trainer.amp={setting!r}: choose auto, none or bf16")
+    check_amp(setting)
     if setting != "auto":
         return setting == "bf16", f"trainer.amp={setting}"
     if device.type == "cuda":

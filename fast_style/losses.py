@@ -196,11 +196,9 @@ class PerceptualLoss(nn.Module):
         style_image: torch.Tensor,
         config: LossConfig,
         reference: torch.Tensor | Sequence[torch.Tensor] | None = None,
-        style_scales: Sequence[float] | None = None,
     ):
         """``reference``: photos whose distance to the painting normalises each style layer
-        (``config.normalize``): the training photos, or the photo being stylized; or the
-        ``style_scales`` measured on them before (a checkpoint stores them)."""
+        (``config.normalize``): the training photos, or the photo being stylized."""
         super().__init__()
         config = config.for_loss_net(loss_net.name)
         self.loss_net = loss_net
@@ -213,14 +211,11 @@ class PerceptualLoss(nn.Module):
             self.register_buffer(f"style_gram_{i}", gram_matrix(feats[layer]))
         grams = self.style_grams
         if not config.normalize:
-            style_scales = [1.0] * len(grams)
-        elif style_scales is None:
-            if reference is None:
-                raise ValueError("loss.normalize needs reference photos (or their style_scales)")
-            style_scales = photo_distances(loss_net, reference, grams, config.style_layers)
-        if len(style_scales) != len(grams):
-            raise ValueError(f"{len(style_scales)} style scales for {len(grams)} style layers")
-        self.style_scales = [float(v) for v in style_scales]
+            self.style_scales = [1.0] * len(grams)
+        elif reference is None:
+            raise ValueError("loss.normalize needs reference photos")
+        else:
+            self.style_scales = photo_distances(loss_net, reference, grams, config.style_layers)
         # normalised: the weighted mean over layers (an unchanged photo scores 1); raw: the sum
         weights = config.style_layer_weights
         self.layer_weights = [w / sum(weights) for w in weights] if config.normalize else list(weights)
