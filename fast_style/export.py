@@ -23,7 +23,7 @@ from fast_style.checkpoint import check_output_file, load_checkpoint, model_from
 from fast_style.errors import ConfigError, FastStyleError
 from fast_style.fileio import atomic_write
 from fast_style.models import ImageTransformNet
-from fast_style.models.transformer import ConditionalInstanceNorm2d, ConvLayer
+from fast_style.models.transformer import ConvLayer
 
 FORMATS = ("onnx", "torchscript")
 
@@ -60,8 +60,8 @@ class _PolyphaseOutputConv(nn.Module):
 
 
 def _for_export(model: ImageTransformNet) -> ImageTransformNet:
-    """A float32 CPU copy in eval mode with the output conv in its polyphase form (the export sets
-    attributes on the norms: never on the caller's network)."""
+    """A float32 CPU copy in eval mode with the output conv in its polyphase form (swapped into the
+    copy: never into the caller's network)."""
     net = copy.deepcopy(model).float().cpu().eval()
     last = net.decoder[-1]
     if isinstance(last, ConvLayer) and last[1].stride == (1, 1) and last[1].kernel_size[0] % 2 == 1:
@@ -86,10 +86,7 @@ class _ExportableMultiStyle(_Exportable):
     exported file serves every style and every mix (a baked-in choice would need one per mix)."""
 
     def forward(self, image: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        for m in self.net.modules():
-            if isinstance(m, ConditionalInstanceNorm2d):
-                m.style_weights = style_weights
-        y = self.net.run_styled(image)
+        y = self.net.run_styled(image, style_weights)
         return y.clamp(0.0, 1.0) if self.clamp else y
 
 

@@ -35,7 +35,7 @@ from fast_style.errors import ConfigError
 from fast_style.losses import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS, gram_matrix
 from fast_style.models.loss_nets import LossNet, build_loss_net
 from fast_style.stylize import Stylizer
-from fast_style.video import smoothed_model
+from fast_style.video import frame_stylizer
 
 MEASURE_SIZE = 384
 
@@ -160,11 +160,11 @@ def stylize_frames(
     (frames in order, batches of ``batch_size``, the smoothed network copy, every Stylizer option,
     8-bit output), without the codec, so flicker is measured on what users get. Returns
     (T, 3, H, W) on the CPU."""
-    model = smoothed_model(stylizer, temporal_smoothing)
+    stylize = frame_stylizer(stylizer, temporal_smoothing).stylize_batch
     out = []
     with torch.inference_mode():
         for start in range(0, len(frames), batch_size):
-            y = stylizer.stylize_batch(frames[start : start + batch_size], model=model)
+            y = stylize(frames[start : start + batch_size])
             out.append(y.mul(255).round().div(255).cpu())
     return torch.cat(out)
 

@@ -23,6 +23,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +120,7 @@ class OnnxNet:
     and returns the clamped stylization as a CPU tensor, like ``ImageTransformNet.stylize``.
 
     Sides must be >= 8: the network's own padding switches from reflection to replication for
-    smaller images, a Python branch the export fixes to reflection (Stylizer sends those to torch)."""
+    smaller images, a Python branch the export fixes to reflection (:class:`OnnxRuntimeNet` sends those to torch)."""
 
     def __init__(self, model: ImageTransformNet, cache: Path | None = None, precision: str = "fp32"):
         from importlib.util import find_spec
@@ -236,9 +239,8 @@ def graph_mismatch(data: bytes, model: ImageTransformNet) -> str | None:
     Costs about 0.3 s on 2 loaded cores (one session, a tiny batch, torch's first call)."""
     import onnxruntime as ort
 
-    # the caller's network itself when running it changes nothing (a multi-style forward leaves its
-    # style weights set on the norms); a copy costs 0.1 s
-    as_is = model.config.n_styles == 1 and not model.training and all(
+    # the caller's network itself when it is already what runs here (a copy costs 0.1 s)
+    as_is = not model.training and all(
         t.device.type == "cpu" and t.dtype == torch.float32 for t in model.state_dict().values())
     net = model if as_is else copy.deepcopy(model).float().cpu().eval()
     session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
@@ -406,20 +408,59 @@ def check_backend(backend: object) -> str:
     return str(backend)
 
 
-def torch_reason(backend: str, device: torch.device, compile: bool) -> str | None:
-    """Why ``backend`` must run on torch for this device/option (None: onnxruntime may serve it).
+class Verdict(Enum):
+    """Where the options put the network, before anything is exported (:func:`choose_runtime`)."""
 
-    ``auto`` on CUDA is torch by design (returned as ``""``: not a fallback worth a line)."""
+    ONNXRUNTIME = "onnxruntime"  # onnxruntime may serve it (its start can still fail: BackendUnavailable)
+    TORCH = "torch"  # torch because that is what was asked: backend=torch, or auto on CUDA (no line)
+    FALLBACK = "fallback"  # onnxruntime was asked for or would be picked, but cannot serve: ``why``
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """:class:`Verdict` plus, for :attr:`Verdict.FALLBACK`, the one-line reason (logged once)."""
+
+    verdict: Verdict
+    why: str = ""
+
+    def fallback(self, why: str) -> BackendChoice:
+        """The same request, now a fallback to torch for ``why`` (e.g. a failed export)."""
+        return BackendChoice(Verdict.FALLBACK, why)
+
+
+def choose_runtime(backend: str, device: torch.device, compile: bool) -> BackendChoice:
+    """Whether ``backend`` (checked by :func:`check_backend`) may run on onnxruntime for this
+    device and ``compile`` option, and if not, whether that is by request or a fallback (and why)."""
     if backend == "torch":
-        return ""
+        return BackendChoice(Verdict.TORCH)
     if device.type != "cpu":
-        return "" if backend == "auto" else f"the onnxruntime backend runs on the CPU; device={device} uses torch"
+        if backend == "auto":
+            return BackendChoice(Verdict.TORCH)
+        return BackendChoice(Verdict.FALLBACK, f"the onnxruntime backend runs on the CPU; device={device} uses torch")
     if compile:
-        return "compile=true is torch.compile, so the network runs on torch"
-    return None
+        return BackendChoice(Verdict.FALLBACK, "compile=true is torch.compile, so the network runs on torch")
+    return BackendChoice(Verdict.ONNXRUNTIME)
 
 
-__all__ = ["BACKENDS", "CACHE_LIMIT_BYTES", "PRECISIONS", "BackendUnavailable", "OnnxNet", "cache_key",
-           "calibration_batches", "prune_cache",
-           "check_backend", "check_precision", "export_fp32", "graph_mismatch", "model_digest", "onnx_cache_dir",
-           "quantize_int8", "session_options", "torch_reason"]
+class OnnxRuntimeNet:
+    """Backend (:class:`fast_style.backends.Backend`): an :class:`OnnxNet` with the Stylizer's style
+    weights bound. Images with a side under 8 px go to ``small`` (eager torch), said once through
+    ``note``: the exported graph pads by reflection, which needs a side of 8 (see OnnxNet)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, session: OnnxNet, style_weights: torch.Tensor | None,
+                 small: Callable[[torch.Tensor], torch.Tensor], note: Callable[[str], None]):
+        self.session, self.style_weights, self.small, self.note = session, style_weights, small, note
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if min(batch.shape[-2:]) < 8:
+            self.note("images with a side under 8 px run on torch (the exported graph pads to 8 by reflection)")
+            return self.small(batch)
+        return self.session(batch, self.style_weights)
+
+
+__all__ = ["BACKENDS", "CACHE_LIMIT_BYTES", "PRECISIONS", "BackendChoice", "BackendUnavailable", "OnnxNet",
+           "OnnxRuntimeNet", "Verdict", "cache_key", "calibration_batches", "check_backend", "check_precision",
+           "choose_runtime", "export_fp32", "graph_mismatch", "model_digest", "onnx_cache_dir", "prune_cache",
+           "quantize_int8", "session_options"]

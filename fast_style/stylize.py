@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -16,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from fast_style.backends import Backend, open_backend
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
 from fast_style.checks import integer_at_least
 from fast_style.color import check_mode as check_color_mode
@@ -25,8 +27,8 @@ from fast_style.errors import ConfigError, FastStyleError, ImageError, Interrupt
 from fast_style.fileio import ensure_writable_dir, safe_name
 from fast_style.images import SAVE_FORMATS, is_image_file, load_image, save_image, scale_image, to_pil, to_tensor
 from fast_style.models import ImageTransformNet
-from fast_style.onnx_backend import BackendUnavailable, OnnxNet, check_backend, check_precision, torch_reason
-from fast_style.tiling import MIN_TILE, stylize_tiled
+from fast_style.onnx_backend import check_backend, check_precision
+from fast_style.tiling import MIN_TILE, goes_tiled
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,10 @@ class Stylizer:
     the convolutions; speed in docs/PERFORMANCE.md). The first image of each new size pays the
     compile (about a minute on CPU), so it is for folders and video, not for one photo. Tiles and
     the temporally smoothed video network stay eager.
+
+    What runs the network is chosen once, here (:func:`fast_style.backends.open_backend`): the
+    :attr:`net` backend, ``torch`` or ``onnxruntime`` in :attr:`backend`. Every batch then goes
+    through :meth:`stylize_batch`: the pixel cap, ``net``, then strength and colour.
     """
 
     def __init__(
@@ -102,39 +108,32 @@ class Stylizer:
         self.strength = strength
         self.preserve_color = preserve_color
         self.style_weights = None if style_weights is None else normalized_weights(style_weights)
-        # one static graph per image size (dynamic-shape kernels are slower); after 8 sizes
-        # torch falls back to eager with a warning
-        self._compiled = torch.compile(self.model, dynamic=False) if compile else None
         self._notes: set[str] = set()
-        self._onnx = None
         self.precision = check_precision(precision)
         if self.precision != "fp32" and backend == "torch":
             raise ConfigError(
                 f"precision={precision} is an onnxruntime option: use backend=auto or backend=onnxruntime"
             )
-        self.backend = self._start_backend(check_backend(backend), compile)
+        self.net: Backend = open_backend(
+            self.model, self.device, self.style_weights, check_backend(backend), compile, self.precision,
+            self.tile_size, note=self.note,
+        )
+        self.backend = self.net.name
 
-    def _start_backend(self, backend: str, compile: bool) -> str:
-        """Resolve ``backend`` to what runs the network: ``onnxruntime`` (session ready) or ``torch``."""
-        reason = torch_reason(backend, self.device, compile)
-        if reason is None:
-            try:
-                self._onnx = OnnxNet(self.model, precision=self.precision)
-                return "onnxruntime"
-            except BackendUnavailable as e:
-                reason = f"{e}; the network runs on torch"
-        if self.precision != "fp32":
-            why = reason or f"torch on {self.device}"
-            reason = f"{why}, in fp32 (precision={self.precision} is onnxruntime's)"
-        if reason:
-            self._note(f"backend={backend}: {reason}")
-        return "torch"
-
-    def _note(self, message: str) -> None:
-        """One warning line per reason and Stylizer (not one per image)."""
+    def note(self, message: str) -> None:
+        """One warning line per reason and Stylizer (not one per image); shared with the copies
+        :meth:`with_network` makes."""
         if message not in self._notes:
             self._notes.add(message)
             log.warning(message)
+
+    def with_network(self, net: Backend) -> Stylizer:
+        """This Stylizer's options (style, strength, colour, pixel cap, device) around another
+        backend: how the video path runs its temporally smoothed network
+        (:class:`fast_style.video.SmoothedNet`). A shallow copy: the model and warning lines are shared."""
+        other = copy.copy(self)
+        other.net, other.backend = net, net.name
+        return other
 
     @classmethod
     def from_checkpoint(
@@ -167,30 +166,17 @@ class Stylizer:
         """The one cap on output pixels (:func:`check_output_size`), for every path that stylizes."""
         check_output_size(width, height, self.tile_size, self.max_pixels, what, scale)
 
-    def stylize_batch(self, batch: torch.Tensor, model: ImageTransformNet | None = None) -> torch.Tensor:
-        """Network + options on a (B, 3, H, W) batch; ``model`` swaps in a variant of the network
-        (the video path's temporally smoothed copy) while keeping every option."""
+    def stylize_batch(self, batch: torch.Tensor) -> torch.Tensor:
+        """The network (:attr:`net`) and every option on a (B, 3, H, W) batch in [0, 1]; the result
+        is on the Stylizer's device."""
         h, w = batch.shape[-2:]
         self.check_size(int(w), int(h))
         x = batch.to(self.device, dtype=torch.float32)
-        if model is None and self.tiles(w, h):
-            if self._onnx is not None:
-                self._note(f"tile_size={self.tile_size}: larger images run tiled on torch (the whole-image "
-                           "norm statistics are gathered layer by layer, outside the exported graph)")
-            y = stylize_tiled(self.model, x, self.tile_size, self.style_weights)
-        elif model is None and self._onnx is not None and min(h, w) >= 8:
-            y = self._onnx(x, self.style_weights).to(x.device)
-        elif model is None and self._compiled is not None:
-            # outside inference_mode (the video path runs in one): its tensors cannot enter a compiled graph
-            with torch.inference_mode(False), torch.no_grad():
-                y = self._compiled(x.clone() if x.is_inference() else x, self.style_weights).clamp_(0.0, 1.0)
-        else:
-            if model is None and self._onnx is not None:  # a side under 8 px: see OnnxNet
-                self._note("images with a side under 8 px run on torch (the exported graph pads to 8 by reflection)")
-            if model is not None and self._onnx is not None:
-                self._note("temporal_smoothing runs on torch (it carries norm statistics across frames, "
-                           "outside the exported graph)")
-            y = (model or self.model).stylize(x, self.style_weights)
+        return self.apply_options(x, self.net(x).to(x.device))
+
+    def apply_options(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The options that run after the network, whichever backend it was: ``strength`` blends
+        the photo ``x`` back in, ``preserve_color`` takes its colour (:mod:`fast_style.color`)."""
         if self.strength < 1.0:
             y = torch.lerp(x, y, self.strength)
         if self.preserve_color == "luminance":
@@ -280,12 +266,6 @@ def check_max_pixels(max_pixels: object) -> int | str:
     if max_pixels == "auto":
         return "auto"
     return integer_at_least("max_pixels", max_pixels, 1, " (output pixels per image) or auto")
-
-
-def goes_tiled(tile_size: int | None, width: int, height: int) -> bool:
-    """Whether an image of this size goes through tiles: a side over ``tile_size`` (a sliver
-    under 8 px wide keeps one pass)."""
-    return tile_size is not None and max(width, height) > tile_size and min(width, height) >= 8
 
 
 def check_output_size(width: int, height: int, tile_size: int | None = None, max_pixels: int | str = "auto",

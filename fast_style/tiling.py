@@ -166,13 +166,10 @@ class _Norm(_Pointwise):
         self.scale: torch.Tensor | None = None  # (B, C, 1, 1): gamma / sqrt(var + eps)
         self.shift: torch.Tensor | None = None  # beta - mean * scale
 
-    def set_stats(self, moments: _Moments, batch: int) -> None:
+    def set_stats(self, moments: _Moments, batch: int, style_weights: torch.Tensor | None = None) -> None:
         m = self.module
         if isinstance(m, ConditionalInstanceNorm2d):
-            if m.style_weights is None:
-                raise RuntimeError("a multi-style network needs a style: pass style=...")
-            w = m.style_weights.to(m.weight)
-            gamma, beta, eps = w @ m.weight, w @ m.bias, m.norm.eps
+            (gamma, beta), eps = m.affine(style_weights), m.norm.eps
         else:
             assert isinstance(m, nn.InstanceNorm2d)
             ones = torch.ones(moments.mean.shape[-1], device=moments.mean.device)  # type: ignore[union-attr]
@@ -238,8 +235,9 @@ class TileReport:
 
 
 class _TiledRun:
-    def __init__(self, model: ImageTransformNet, x: torch.Tensor, tile_size: int):
-        self.model, self.x, self.tile = model, x, tile_size
+    def __init__(self, model: ImageTransformNet, x: torch.Tensor, tile_size: int,
+                 style_weights: torch.Tensor | None = None):
+        self.model, self.x, self.tile, self.style = model, x, tile_size, style_weights
         self.batch = x.shape[0]
         self.report = TileReport()
 
@@ -292,7 +290,7 @@ class _TiledRun:
             if isinstance(s, _Norm) and s.scale is None:
                 moments = _Moments()
                 self.run_pass(steps[:i], src, res, lambda _, t, m=moments: m.add(t))
-                s.set_stats(moments, self.batch)
+                s.set_stats(moments, self.batch, self.style)
 
         def sink(region: Region, t: torch.Tensor) -> None:
             if gather is not None:
@@ -330,7 +328,7 @@ class _TiledRun:
 
         moments = _Moments()
         self.stage(encoder, x, 1.0, write(stream), gather=moments)
-        last_norm.set_stats(moments, self.batch)
+        last_norm.set_stats(moments, self.batch, self.style)
         last_norm(stream, (), (), low).relu_()  # in place on the whole cache, no copy
 
         scratch: torch.Tensor | None = None
@@ -343,7 +341,7 @@ class _TiledRun:
                 scratch = self.cache(x, stream.shape[1], low)
             moments = _Moments()
             self.stage(first[:-2], stream, 0.25, write(scratch), gather=moments)
-            norm1.set_stats(moments, self.batch)
+            norm1.set_stats(moments, self.batch, self.style)
             relu1(norm1(scratch, (), (), low), (), (), low)  # in place on the whole cache
 
             def add(region: Region, t: torch.Tensor) -> None:
@@ -378,15 +376,44 @@ def stylize_tiled(
         raise ValueError("stylize_tiled takes a (B, 3, H, W) batch")
     if tile_size < MIN_TILE:
         raise ValueError(f"tile_size must be >= {MIN_TILE}, got {tile_size}")
+    weights = None
     if style is not None:
-        model._set_style(style, x)
+        weights = model.style_weights(style, x)
     elif model.n_styles > 1:
         raise ValueError("this is a multi-style network: pass style= (an index or mixing weights)")
-    run = _TiledRun(model, x, tile_size)
+    run = _TiledRun(model, x, tile_size, weights)
     y = run.forward()
     if report is not None:
         report.passes, report.tiles, report.cache_numel = run.report.passes, run.report.tiles, run.report.cache_numel
     return y
 
 
-__all__ = ["MIN_TILE", "TileReport", "stylize_tiled"]
+def goes_tiled(tile_size: int | None, width: int, height: int) -> bool:
+    """Whether an image of this size goes through tiles: a side over ``tile_size`` (a sliver
+    under 8 px wide keeps one pass)."""
+    return tile_size is not None and max(width, height) > tile_size and min(width, height) >= 8
+
+
+class TiledNet:
+    """Backend (:class:`fast_style.backends.Backend`): images that :func:`goes_tiled` run through
+    :func:`stylize_tiled` (eager torch: the exported graph has no place for the per-layer
+    whole-image statistics), the others through ``whole``. ``note``, when given (``whole`` is
+    onnxruntime), hears once that tiles run on torch."""
+
+    def __init__(self, whole: Callable[[torch.Tensor], torch.Tensor], model: ImageTransformNet, tile_size: int,
+                 style_weights: torch.Tensor | None = None, note: Callable[[str], None] | None = None):
+        self.whole, self.model, self.tile_size = whole, model, tile_size
+        self.style_weights, self.note = style_weights, note
+        self.name: str = getattr(whole, "name", "torch")
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        h, w = batch.shape[-2:]
+        if not goes_tiled(self.tile_size, int(w), int(h)):
+            return self.whole(batch)
+        if self.note is not None:
+            self.note(f"tile_size={self.tile_size}: larger images run tiled on torch (the whole-image "
+                      "norm statistics are gathered layer by layer, outside the exported graph)")
+        return stylize_tiled(self.model, batch, self.tile_size, self.style_weights)
+
+
+__all__ = ["MIN_TILE", "TileReport", "TiledNet", "goes_tiled", "stylize_tiled"]

@@ -94,11 +94,36 @@ def check_temporal_smoothing(alpha: float) -> None:
         raise ConfigError(f"temporal_smoothing must be in [0, 1), got {alpha}")
 
 
-def smoothed_model(stylizer: Stylizer, alpha: float) -> nn.Module | None:
-    """The network that stylizes one video with ``temporal_smoothing=alpha``: a smoothed copy, or
-    None (the Stylizer's own network, compiled if it was asked to be) when ``alpha`` is 0."""
-    check_temporal_smoothing(alpha)
-    return with_temporal_smoothing(stylizer.model, alpha) if alpha > 0 else None
+class SmoothedNet:
+    """Backend (:class:`fast_style.backends.Backend`) for one video with ``temporal_smoothing=alpha``:
+    a copy of the network whose instance norms carry an EMA of their statistics across frames
+    (:func:`with_temporal_smoothing`), style bound, output clamped.
+
+    Stateful on purpose: frames must come in time order, and each video needs a fresh one. It runs
+    whole frames on eager torch (the EMA spans calls, which neither the exported graph nor the
+    per-layer statistics of tiles have a place for)."""
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module, alpha: float, style_weights: torch.Tensor | None = None):
+        check_temporal_smoothing(alpha)
+        self.model, self.style_weights = with_temporal_smoothing(model, alpha), style_weights
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.model.stylize(batch, self.style_weights)
+
+
+def frame_stylizer(stylizer: Stylizer, temporal_smoothing: float) -> Stylizer:
+    """What stylizes one video's frames, in order, with every option of ``stylizer``: the Stylizer
+    itself when ``temporal_smoothing`` is 0 (its backend: onnxruntime, compiled, tiled), else its
+    options around a fresh :class:`SmoothedNet` (one warning line if that leaves onnxruntime)."""
+    check_temporal_smoothing(temporal_smoothing)
+    if temporal_smoothing == 0:
+        return stylizer
+    if stylizer.backend == "onnxruntime":
+        stylizer.note("temporal_smoothing runs on torch (it carries norm statistics across frames, "
+                      "outside the exported graph)")
+    return stylizer.with_network(SmoothedNet(stylizer.model, temporal_smoothing, stylizer.style_weights))
 
 
 def with_temporal_smoothing(model: nn.Module, alpha: float) -> nn.Module:
@@ -133,7 +158,7 @@ def stylize_video(
         import av
     except ImportError:
         raise FastStyleError("video needs PyAV: pip install av") from None
-    model = smoothed_model(stylizer, temporal_smoothing)
+    check_temporal_smoothing(temporal_smoothing)
     batch_size, _ = resolve_batching(stylizer.device, batch_size, 0)
     src, dst = Path(src), Path(dst)
     if dst.resolve() == src.resolve():
@@ -152,6 +177,7 @@ def stylize_video(
     except FastStyleError:
         inp.close()
         raise
+    frames = frame_stylizer(stylizer, temporal_smoothing)  # a fresh smoothed network per video
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
     out = av.open(str(tmp), mode="w")
@@ -167,7 +193,7 @@ def stylize_video(
         nonlocal n_frames
         x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float().div_(255)
         with torch.inference_mode():
-            y = stylizer.stylize_batch(x, model=model)  # strength, colour and style options apply
+            y = frames.stylize_batch(x)  # strength, colour and style options apply
             arr = y.mul(255).round_().byte().permute(0, 2, 3, 1).cpu().numpy()
         for frame_rgb in arr:
             frame = av.VideoFrame.from_ndarray(frame_rgb[: vout.height, : vout.width], format="rgb24")

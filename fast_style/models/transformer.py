@@ -44,23 +44,50 @@ class ConvLayer(nn.Sequential):
 class ConditionalInstanceNorm2d(nn.Module):
     """Instance norm with one (scale, shift) per style (Dumoulin et al. 2017).
 
-    ``style_weights`` (B, n_styles), set by :meth:`ImageTransformNet.forward`, mixes the styles'
-    parameters: a one-hot row is exactly that style, other rows interpolate between styles.
+    ``forward(x, style_weights)``: the (B, n_styles) weights mix the styles' parameters (a
+    one-hot row is exactly that style, other rows interpolate between styles). They are an
+    argument, not state: a network holds no "current style", so one call cannot leak its style
+    into the next, and the ONNX export feeds them in as a graph input.
     """
 
     def __init__(self, channels: int, n_styles: int):
         super().__init__()
+        self.takes_style = True  # StyledSequential hands it the style weights
         self.norm = nn.InstanceNorm2d(channels, affine=False)
         self.weight = nn.Parameter(torch.ones(n_styles, channels))
         self.bias = nn.Parameter(torch.zeros(n_styles, channels))
-        self.style_weights: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.style_weights is None:
+    def affine(self, style_weights: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: UP045
+        """(gamma, beta), each (B, channels): the styles' scales and shifts mixed by ``style_weights``."""
+        if style_weights is None:
             raise RuntimeError("a multi-style network needs a style: call the network with style=...")
-        w = self.style_weights.to(self.weight)
-        gamma, beta = w @ self.weight, w @ self.bias
+        w = style_weights.to(self.weight)
+        return w @ self.weight, w @ self.bias
+
+    def forward(self, x: torch.Tensor, style_weights: Optional[torch.Tensor] = None) -> torch.Tensor:  # noqa: UP045
+        gamma, beta = self.affine(style_weights)
         return self.norm(x) * gamma[:, :, None, None] + beta[:, :, None, None]
+
+
+class StyledSequential(nn.Sequential):
+    """``nn.Sequential`` whose ``forward(x, style_weights)`` hands the weights to the layers that
+    take them (those with a ``takes_style`` attribute: conditional norms, styled blocks) and calls
+    the others with ``x`` alone. A plain subclass: the state-dict keys are nn.Sequential's.
+
+    Why an attribute and not ``isinstance``: TorchScript (``export_torchscript``) resolves
+    ``hasattr`` on a submodule when it compiles the loop, but cannot name module classes."""
+
+    def __init__(self, *layers: nn.Module):
+        super().__init__(*layers)
+        self.takes_style = True
+
+    def forward(self, x: torch.Tensor, style_weights: Optional[torch.Tensor] = None) -> torch.Tensor:  # noqa: UP045
+        for layer in self:
+            if hasattr(layer, "takes_style"):
+                x = layer(x, style_weights)
+            else:
+                x = layer(x)
+        return x
 
 
 def make_norm(channels: int, n_styles: int = 1) -> nn.Module:
@@ -99,7 +126,7 @@ def upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     return torch.stack([top, bottom], 3).reshape(x.shape[0], o, 2 * h, 2 * w_)
 
 
-class ConvNormReLU(nn.Sequential):
+class ConvNormReLU(StyledSequential):
     """[nearest upsample x2 +] reflection-padded conv, instance norm, ReLU."""
 
     def __init__(
@@ -122,13 +149,21 @@ class UpsampleConvNormReLU(ConvNormReLU):
         super().__init__(c_in, c_out, 3, upsample=True, n_styles=n_styles)
         self.fast_upsample = True
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fast_upsample:
-            conv = self[1][1]
-            return self[3](self[2](upsample_conv(x, conv.weight, conv.bias)))
-        for layer in self:
-            x = layer(x)
-        return x
+    def forward(self, x: torch.Tensor, style_weights: Optional[torch.Tensor] = None) -> torch.Tensor:  # noqa: UP045
+        if not self.fast_upsample:  # the loop of StyledSequential.forward (TorchScript has no super())
+            for layer in self:
+                if hasattr(layer, "takes_style"):
+                    x = layer(x, style_weights)
+                else:
+                    x = layer(x)
+            return x
+        conv = self[1][1]
+        y = upsample_conv(x, conv.weight, conv.bias)
+        if hasattr(self[2], "takes_style"):  # the norm; indexed each time: TorchScript cannot bind a module
+            y = self[2](y, style_weights)
+        else:
+            y = self[2](y)
+        return self[3](y)
 
 
 class ResidualBlock(nn.Module):
@@ -136,14 +171,15 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int, n_styles: int = 1):
         super().__init__()
-        self.block = nn.Sequential(
+        self.takes_style = True
+        self.block = StyledSequential(
             ConvNormReLU(channels, channels, 3, n_styles=n_styles),
             ConvLayer(channels, channels, 3),
             make_norm(channels, n_styles),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x)
+    def forward(self, x: torch.Tensor, style_weights: Optional[torch.Tensor] = None) -> torch.Tensor:  # noqa: UP045
+        return x + self.block(x, style_weights)
 
 
 class ImageTransformNet(nn.Module):
@@ -163,13 +199,13 @@ class ImageTransformNet(nn.Module):
         self.n_styles = s  # a plain int, so TorchScript can read it in forward
         if w < 1 or n < 0 or s < 1:
             raise ValueError(f"width and n_styles must be >= 1 and n_residual >= 0, got {w}, {n}, {s}")
-        self.encoder = nn.Sequential(
+        self.encoder = StyledSequential(
             ConvNormReLU(3, w, 9, n_styles=s),
             ConvNormReLU(w, 2 * w, 3, stride=2, n_styles=s),
             ConvNormReLU(2 * w, 4 * w, 3, stride=2, n_styles=s),
         )
-        self.residuals = nn.Sequential(*[ResidualBlock(4 * w, n_styles=s) for _ in range(n)])
-        self.decoder = nn.Sequential(
+        self.residuals = StyledSequential(*[ResidualBlock(4 * w, n_styles=s) for _ in range(n)])
+        self.decoder = StyledSequential(
             UpsampleConvNormReLU(4 * w, 2 * w, n_styles=s),
             UpsampleConvNormReLU(2 * w, w, n_styles=s),
             ConvLayer(w, 3, 9),
@@ -186,8 +222,9 @@ class ImageTransformNet(nn.Module):
         return list(self.decoder[-1].parameters())
 
     @torch.jit.unused
-    def _set_style(self, style, x):  # noqa: ANN001 - untyped on purpose: TorchScript parses the signature
-        """Turn ``style`` (index, list of indices, or (n_styles,)/(B, n_styles) weights) into (B, n_styles)."""
+    def style_weights(self, style, x):  # noqa: ANN001, ANN201 - untyped on purpose: TorchScript parses the signature
+        """(B, n_styles) mixing weights for ``style`` (an index, a list of per-image indices, or
+        (n_styles,) / (B, n_styles) weights) and the batch ``x``: what :meth:`run_styled` takes."""
         n = self.config.n_styles
         if n == 1:
             raise ValueError("style= is only for multi-style networks (model.n_styles > 1)")
@@ -204,22 +241,22 @@ class ImageTransformNet(nn.Module):
                 raise ValueError(f"style weights need {n} entries, got shape {tuple(weights.shape)}")
         if weights.shape[0] == 1:
             weights = weights.expand(x.shape[0], n)
-        for m in self.modules():
-            if isinstance(m, ConditionalInstanceNorm2d):
-                m.style_weights = weights
+        return weights
 
     def forward(self, x: torch.Tensor, style: Optional[torch.Tensor] = None) -> torch.Tensor:  # noqa: UP045
         """``style`` only for multi-style networks: an index, a list of per-image indices, or
         mixing weights of shape (n_styles,) or (B, n_styles)."""
+        weights: Optional[torch.Tensor] = None  # noqa: UP045
         if style is not None:
-            self._set_style(style, x)
+            weights = self.style_weights(style, x)
         elif self.n_styles > 1:
             raise ValueError("this is a multi-style network: pass style= (an index or mixing weights)")
-        return self.run_styled(x)
+        return self.run_styled(x, weights)
 
-    def run_styled(self, x: torch.Tensor) -> torch.Tensor:
-        """The network with the styles already set (:meth:`forward` sets them): pad, run, crop.
-        Separate so that the ONNX export can feed the style weights in as a graph input."""
+    def run_styled(self, x: torch.Tensor, style_weights: Optional[torch.Tensor] = None) -> torch.Tensor:  # noqa: UP045
+        """The network for (B, n_styles) ``style_weights`` as :meth:`style_weights` makes them
+        (None for a single-style network): pad, run, crop. Separate from :meth:`forward` so that
+        the ONNX export can feed the weights in as a graph input, unchecked."""
         h, w = x.shape[-2:]
         # Sides must be multiples of 4 (two stride-2 convs) and >= 8 (the 9x9 conv's reflection
         # pad of 4 must be smaller than the side).
@@ -229,7 +266,7 @@ class ImageTransformNet(nn.Module):
         # reflection needs pad < side; replicate covers images only a few pixels wide
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
         x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        y = self.decoder(self.residuals(self.encoder(x)))
+        y = self.decoder(self.residuals(self.encoder(x, style_weights), style_weights), style_weights)
         return y[..., :h, :w]
 
     @torch.inference_mode()

@@ -42,9 +42,23 @@ def test_mix_interpolates_norm_parameters(net):
     cin = next(m for m in net.modules() if isinstance(m, ConditionalInstanceNorm2d))
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
-        net(x, style=torch.tensor([0.7, 0.3, 0.0]))
+        gamma, _ = cin.affine(net.style_weights(torch.tensor([0.7, 0.3, 0.0]), x))
     expected = 0.7 * cin.weight[0] + 0.3 * cin.weight[1]
-    assert torch.allclose(cin.style_weights @ cin.weight, expected.unsqueeze(0))
+    assert torch.allclose(gamma, expected.unsqueeze(0))
+
+
+def test_the_style_is_an_argument_not_state(net):
+    """Style weights go down the call (no attribute left on the norms), so a call without a style
+    after one with a style still refuses, and the state dict has the classic keys only."""
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        net(x, style=1)
+    assert not any(hasattr(m, "style_weights") for m in net.modules() if isinstance(m, ConditionalInstanceNorm2d))
+    with pytest.raises(ValueError, match="multi-style network"):
+        net(x)
+    cin = next(m for m in net.modules() if isinstance(m, ConditionalInstanceNorm2d))
+    with pytest.raises(RuntimeError, match="needs a style"):
+        cin(torch.rand(1, 8, 4, 4))
 
 
 def test_style_argument_errors(net):

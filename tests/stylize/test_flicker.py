@@ -8,7 +8,7 @@ import torch
 from fast_style.images import load_image, to_tensor
 from fast_style.measure import flicker, flicker_report, panned_clip, stylize_frames
 from fast_style.stylize import Stylizer
-from fast_style.video import with_temporal_smoothing
+from fast_style.video import SmoothedNet
 from tests.helpers import perturbed
 
 pytestmark = pytest.mark.slow  # a module fixture exports and runs a network on a video clip
@@ -49,9 +49,10 @@ def test_stylize_frames_is_the_video_path(stylizer, photo):
     expected = stylizer(clip).mul(255).round().div(255)
     assert torch.allclose(plain, expected, atol=1 / 255 + 1e-6)
     smoothed = stylize_frames(stylizer, clip, 0.8, batch_size=4)
-    model = with_temporal_smoothing(stylizer.model, 0.8)  # frame by frame, in order: the same EMA
+    # frame by frame, in order: the same EMA
+    frames = stylizer.with_network(SmoothedNet(stylizer.model, 0.8, stylizer.style_weights))
     with torch.no_grad():
-        one_by_one = torch.cat([stylizer.stylize_batch(f[None], model=model) for f in clip]).mul(255).round().div(255)
+        one_by_one = torch.cat([frames.stylize_batch(f[None]) for f in clip]).mul(255).round().div(255)
     assert torch.allclose(smoothed, one_by_one, atol=1 / 255 + 1e-6)
 
 

@@ -94,7 +94,7 @@ def test_multi_style_selection_and_mix_are_a_graph_input(multi, choice):
     assert_same_image(ort(x), ref(x))
     # one export serves every style: the weights are an input, not baked into the graph
     other = Stylizer.from_checkpoint(multi, device="cpu", backend="onnxruntime", style="a")
-    assert other._onnx.path == ort._onnx.path and not other._onnx.exported
+    assert other.net.session.path == ort.net.session.path and not other.net.session.exported
     assert (other(x) - ort(x)).abs().max() > 1e-3
 
 
@@ -232,12 +232,13 @@ def test_export_is_one_self_contained_file(single, _onnx_cache):
     s = Stylizer.from_checkpoint(single, device="cpu", backend="onnxruntime")
     import onnx
 
-    proto = onnx.load(str(s._onnx.path), load_external_data=False)
+    proto = onnx.load(str(s.net.session.path), load_external_data=False)
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
     assert [i.name for i in proto.graph.input] == ["image"]
     dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))  # dynamic N, H, W
-    assert {p.name for p in s._onnx.path.parent.iterdir()} >= {s._onnx.path.name, s._onnx.path.stem + ".json"}
+    path = s.net.session.path
+    assert {p.name for p in path.parent.iterdir()} >= {path.name, path.stem + ".json"}
 
 
 def test_script_backend_option(single, tmp_path):
@@ -272,12 +273,12 @@ def test_int8_is_a_quantised_graph_cached_apart_and_close_to_fp32(single, multi,
     int8 = Stylizer.from_checkpoint(single, device="cpu", precision="int8")
     fp32 = Stylizer.from_checkpoint(single, device="cpu")
     assert int8.backend == fp32.backend == "onnxruntime"
-    assert int8._onnx.path != fp32._onnx.path
-    graph = onnx.load_from_string(int8._onnx.path.read_bytes()).graph
+    assert int8.net.session.path != fp32.net.session.path
+    graph = onnx.load_from_string(int8.net.session.path.read_bytes()).graph
     ops = {n.op_type for n in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)
-    assert json.loads(int8._onnx.path.with_suffix(".json").read_text())["precision"] == "int8"
+    assert json.loads(int8.net.session.path.with_suffix(".json").read_text())["precision"] == "int8"
     from fast_style.images import load_image, resize_long_side, to_tensor
     from fast_style.photos import SAMPLE_PHOTOS
 
@@ -317,7 +318,7 @@ def test_int8_build_quantises_the_cached_fp32_export(tmp_path, monkeypatch, capl
     monkeypatch.setattr(fast_style.export, "onnx_bytes", lambda *a, **k: exports.append(1) or real(*a, **k))
     with caplog.at_level(logging.INFO, logger="fast_style.onnx_backend"):
         int8 = Stylizer(model, device="cpu", precision="int8")
-    assert int8.backend == "onnxruntime" and int8._onnx.exported and exports == []
+    assert int8.backend == "onnxruntime" and int8.net.session.exported and exports == []
     assert any("quantising the cached fp32 export" in r.message for r in caplog.records)
     fresh = Stylizer(perturbed(SINGLE, seed=12), device="cpu", precision="int8")  # no fp32 entry yet
     assert fresh.backend == "onnxruntime" and exports == [1]

@@ -316,11 +316,11 @@ def test_ctrl_c_in_a_folder_keeps_what_was_written(tmp_path):
     stylizer = Stylizer(perturbed(), device="cpu", backend="torch")
     real, calls = stylizer.stylize_batch, []
 
-    def interrupted_on_the_third(batch, model=None):
+    def interrupted_on_the_third(batch):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(batch, model)
+        return real(batch)
 
     stylizer.stylize_batch = interrupted_on_the_third  # type: ignore[method-assign]
     with pytest.raises(Interrupted, match="2 of 5 image"):

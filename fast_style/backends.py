@@ -1,0 +1,114 @@
+"""What runs the network inside a :class:`~fast_style.stylize.Stylizer`, chosen once when it is built.
+
+Why one interface: the Stylizer used to decide per batch between tiles, onnxruntime, a compiled
+graph and eager torch, and a hidden argument swapped in the video's smoothed network. Now each of
+those is a :class:`Backend`, a callable ``net(batch) -> batch``, picked by :func:`open_backend`
+from the Stylizer's options (``backend``, ``compile``, ``tile_size``, ``precision``, the device);
+the Stylizer applies the per-image options (pixel cap, strength, colour) around whichever runs.
+
+The backends:
+
+============================================  ==========================================================
+:class:`EagerNet` (here)                      the network in PyTorch (``backend=torch``, CUDA, fallbacks)
+:class:`CompiledNet` (here)                   the same through ``torch.compile`` (``compile=true``)
+:class:`~fast_style.onnx_backend.OnnxRuntimeNet`  the cached ONNX export (``backend=auto`` on a CPU)
+:class:`~fast_style.tiling.TiledNet`          images over ``tile_size`` in tiles, the rest through another
+:class:`~fast_style.video.SmoothedNet`        one video's temporally smoothed copy (``temporal_smoothing``)
+============================================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from fast_style.models import ImageTransformNet
+from fast_style.onnx_backend import BackendUnavailable, OnnxNet, OnnxRuntimeNet, Verdict, choose_runtime
+from fast_style.tiling import TiledNet
+
+Note = Callable[[str], None]  # one warning line (the Stylizer logs each distinct one once)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """``net(batch) -> batch``: a (B, 3, H, W) float32 batch in [0, 1] on the Stylizer's device in,
+    its clamped stylization out (the Stylizer moves it back to that device).
+
+    The style (a multi-style network's mixing weights) is bound when the backend is built, so
+    every call runs the same network. ``name`` is what runs it, ``torch`` or ``onnxruntime``
+    (:attr:`Stylizer.backend <fast_style.stylize.Stylizer>`)."""
+
+    name: str
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor: ...
+
+
+class EagerNet:
+    """The network in eager PyTorch, output clamped to [0, 1] (:meth:`ImageTransformNet.stylize`)."""
+
+    name = "torch"
+
+    def __init__(self, model: ImageTransformNet, style_weights: torch.Tensor | None = None):
+        self.model, self.style_weights = model, style_weights
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.model.stylize(batch, self.style_weights)
+
+
+class CompiledNet:
+    """The network through ``torch.compile``: one static graph per image size (dynamic-shape
+    kernels are slower; after 8 sizes torch falls back to eager with a warning)."""
+
+    name = "torch"
+
+    def __init__(self, model: ImageTransformNet, style_weights: torch.Tensor | None = None):
+        self.compiled = torch.compile(model, dynamic=False)
+        self.style_weights = style_weights
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        # outside inference_mode (the video path runs in one): its tensors cannot enter a compiled graph
+        with torch.inference_mode(False), torch.no_grad():
+            x = batch.clone() if batch.is_inference() else batch
+            return self.compiled(x, self.style_weights).clamp_(0.0, 1.0)
+
+
+def open_backend(
+    model: ImageTransformNet,
+    device: torch.device,
+    style_weights: torch.Tensor | None = None,
+    backend: str = "auto",
+    compile: bool = False,
+    precision: str = "fp32",
+    tile_size: int | None = None,
+    note: Note = lambda _: None,
+) -> Backend:
+    """The backend a Stylizer with these (checked) options runs, started now: for onnxruntime the
+    export (or cache read) happens here, once, not on the first image.
+
+    What the exported graph cannot serve runs on torch, said once through ``note``: the reasons of
+    :func:`~fast_style.onnx_backend.choose_runtime`, a failed start (:class:`BackendUnavailable`),
+    ``precision=int8`` on torch (which stays fp32); a ``tile_size`` wraps whichever runs in a
+    :class:`~fast_style.tiling.TiledNet` (tiles always run on eager torch)."""
+    whole = EagerNet(model, style_weights)
+    choice = choose_runtime(backend, device, compile)
+    net: Backend | None = None
+    if choice.verdict is Verdict.ONNXRUNTIME:
+        try:
+            net = OnnxRuntimeNet(OnnxNet(model, precision=precision), style_weights, small=whole, note=note)
+        except BackendUnavailable as e:
+            choice = choice.fallback(f"{e}; the network runs on torch")
+    if net is None:
+        why = choice.why
+        if precision != "fp32":
+            why = f"{why or f'torch on {device}'}, in fp32 (precision={precision} is onnxruntime's)"
+        if why:
+            note(f"backend={backend}: {why}")
+        net = CompiledNet(model, style_weights) if compile else whole
+    if tile_size is None:
+        return net
+    return TiledNet(net, model, tile_size, style_weights, note=note if net.name == "onnxruntime" else None)
+
+
+__all__ = ["Backend", "CompiledNet", "EagerNet", "Note", "open_backend"]
