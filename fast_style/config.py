@@ -89,7 +89,7 @@ class TrainerConfig:
     ddp_backend: str = "auto"  # torchrun jobs: auto (nccl on CUDA, gloo on CPU) | nccl | gloo
     # speed (docs/PERFORMANCE.md): torch.compile of the forward+loss (cold compile printed apart),
     # bf16 autocast (instance-norm statistics and Grams stay fp32), channels_last memory format
-    # auto: compile when the run is long enough to repay the cold compile (train.decide_compile)
+    # auto: compile when the run is long enough to repay the cold compile (compile_policy.decide_compile)
     compile: bool | str = "auto"
     amp: str = "auto"  # auto | none | bf16 (fast_style.device.decide_amp)
     channels_last: bool = False

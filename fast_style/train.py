@@ -10,6 +10,12 @@ order is a pure function of the step and resume stays exact. Samples show one ro
 validation losses are the mean over the trained styles. ``cfg.finetune`` adds ``cfg.styles`` to a
 trained multi-style checkpoint by training only the new styles' instance-norm rows.
 
+This file holds setup, the step, validation and save/resume; each other concern is one call into
+its own module: :mod:`fast_style.compile_policy` (``trainer.compile``), :mod:`fast_style.signals`
+(stopping on SIGINT/SIGTERM), :mod:`fast_style.rollback` (recovering from a non-finite loss),
+:mod:`fast_style.finetune` (``finetune=`` and ``init_from=``) and :mod:`fast_style.run_checks`
+(where a run may write, what it may resume, when its final checkpoint may replace a file).
+
 Distributed (``torchrun --nproc_per_node=N scripts/train.py ...``, see :mod:`fast_style.distributed`):
 the network is wrapped in DistributedDataParallel, ``data.batch_size`` is the GLOBAL batch (each
 process loads ``batch_size / N`` images: its strided share of the same global batch, so results
@@ -22,79 +28,34 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import signal
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tqdm import tqdm
 
-from fast_style import distributed
-from fast_style.checkpoint import (
-    check_final_replacement,
-    identity_differences,
-    identity_of_state,
-    load_checkpoint,
-    model_from_checkpoint,
-    network_identity,
-    save_checkpoint,
-)
+from fast_style import compile_policy, distributed, finetune, run_checks
+from fast_style.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from fast_style.config import StyleConfig, TrainConfig, style_label, train_config_to_dict
 from fast_style.dashboard import build_logger
 from fast_style.data import build_loader, fixed_photos, open_training_data, resolve_training_data
 from fast_style.device import decide_amp
-from fast_style.errors import CheckpointError, ConfigError, FastStyleError
-from fast_style.fileio import check_not_shipped, remove_stale_temps
+from fast_style.errors import CheckpointError, ConfigError
+from fast_style.fileio import remove_stale_temps
 from fast_style.images import image_grid, save_image
 from fast_style.loggers import NullLogger
 from fast_style.losses import TERMS, LossTerms, PerceptualLoss, terms_dict
 from fast_style.models import ImageTransformNet, TransformerConfig, build_loss_net
-from fast_style.models.transformer import OUTPUT_SCALE, ConditionalInstanceNorm2d, extend_styles
+from fast_style.models.transformer import OUTPUT_SCALE, extend_styles
 from fast_style.photos import check_bad_fraction
+from fast_style.rollback import finite_weights, roll_back
+from fast_style.signals import StopRequest
 from fast_style.styles import load_style_tensor, match_training_colors, resolve_style_image
 
 log = logging.getLogger(__name__)
-
-# trainer.compile=auto: what a cold torch.compile of the training step costs and buys, per device
-# type. CPU figures measured on 2 cores (docs/PERFORMANCE.md: Johnson net, 256 px, batch 4:
-# 2.63 s per eager step, 1.75x compiled, ~50 s cold compile); the speed-up is taken at 1.5x to stay
-# on the safe side. CUDA figures are assumptions (not measured here): ~0.1 s per such step,
-# ~60 s to compile. ``seconds_per_pixel`` = eager step time / (batch x pixels) for width 32.
-COMPILE_COSTS = {
-    "cpu": {"compile_s": 50.0, "speedup": 1.5, "seconds_per_pixel": 2.63 / (4 * 256 * 256)},
-    "cuda": {"compile_s": 60.0, "speedup": 1.5, "seconds_per_pixel": 0.1 / (4 * 256 * 256)},
-}
-
-
-def decide_compile(setting: bool | str, device: torch.device, steps_left: int, batch_size: int,
-                   image_size: int, width: int = 32) -> tuple[bool, str]:
-    """(compile?, reason) for ``trainer.compile``: true/false as given; ``auto`` compiles when the
-    estimated time saved over the remaining steps repays the cold compile with a 2x margin
-    (the estimate is rough, and a needless compile costs a short run most).
-
-    Estimated eager step = seconds_per_pixel x batch x image_size^2 x (width / 32) ^ 0.5 (the
-    loss network, independent of width, is most of a step: half the width was 1.37x, not 4x,
-    faster); saved per step = step x (1 - 1 / speedup)."""
-    if setting is not True and setting is not False and setting != "auto":
-        raise ConfigError(f"trainer.compile must be true, false or auto, got {setting!r}")
-    if setting != "auto":
-        return bool(setting), f"trainer.compile={str(setting).lower()}"
-    costs = COMPILE_COSTS.get(device.type, COMPILE_COSTS["cuda"])
-    step_s = costs["seconds_per_pixel"] * batch_size * image_size**2 * (width / 32) ** 0.5
-    saved = max(steps_left, 0) * step_s * (1 - 1 / costs["speedup"])
-    decision = saved >= 2 * costs["compile_s"]
-    return decision, (
-        f"trainer.compile=auto: {'compiling' if decision else 'eager'} ({steps_left} steps x ~{step_s:.2g} s "
-        f"estimated on {device.type}: compiling would save ~{saved:.0f} s against a ~{costs['compile_s']:.0f} s "
-        f"cold compile{'' if decision else '; it pays from ~2x that'})"
-    )
-
 
 @dataclass
 class TrainResult:
@@ -109,34 +70,6 @@ class TrainResult:
     rollbacks: int = 0  # times a non-finite loss sent the run back to its last good checkpoint
     rank: int = 0  # this process's rank in a torchrun job (0 when not distributed)
     world_size: int = 1
-
-
-class StopRequest:
-    """First SIGINT/SIGTERM: finish the current step, checkpoint, exit cleanly. Second: abort."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:  # noqa: ARG002
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        tqdm.write(
-            f"\n{signal.Signals(signum).name}: finishing this step and saving a checkpoint "
-            "(press Ctrl-C again to abort without saving)",
-            file=sys.stderr,
-        )
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 @dataclass
@@ -187,23 +120,6 @@ def build_criteria(targets: list[StyleTarget], cfg: TrainConfig, device: torch.d
         t.criterion = PerceptualLoss(loss_net, t.image.to(device), loss_cfg, reference=reference)
 
 
-def prepare_finetune(model: ImageTransformNet, n_old: int) -> list[torch.nn.Parameter]:
-    """Freeze everything but the conditional instance norms, and their first ``n_old`` rows too
-    (a gradient hook zeroes them, so Adam never moves them); returns the parameters to optimise."""
-    for p in model.parameters():
-        p.requires_grad_(False)
-    trainable = []
-    mask_rows = torch.arange(model.config.n_styles) >= n_old
-    for m in model.modules():
-        if isinstance(m, ConditionalInstanceNorm2d):
-            for p in (m.weight, m.bias):
-                p.requires_grad_(True)
-                mask = mask_rows.to(p.device, p.dtype)[:, None]
-                p.register_hook(lambda grad, mask=mask: grad * mask)
-                trainable.append(p)
-    return trainable
-
-
 def find_latest_checkpoint(runs_root: Path, style: str) -> Path | None:
     """Newest loadable ``last.pt`` among earlier runs of this style (for ``resume=auto``)."""
     candidates = sorted(
@@ -229,18 +145,6 @@ def validation_losses(
         terms = criterion(model(chunk, style), chunk)
         sums += torch.stack([t.detach() for t in terms]) * len(chunk)
     return terms_dict(sums / max(len(photos), 1))
-
-
-def load_finetune_base(cfg: TrainConfig) -> dict[str, Any]:
-    """The multi-style checkpoint that ``cfg.finetune`` extends, checked before any other work."""
-    base = load_checkpoint(cfg.finetune)
-    old = [str(n) for n in base.get("styles", [])]
-    if len(old) < 2 or int(base["model_config"].get("n_styles", 1)) != len(old):
-        raise ConfigError(f"finetune={cfg.finetune}: not a multi-style checkpoint (train one with styles=[a,b])")
-    twice = [s.name for s in cfg.styles if s.name in old]
-    if twice:
-        raise ConfigError(f"finetune: {cfg.finetune} already holds style(s) {twice}; it holds: {', '.join(old)}")
-    return base
 
 
 def train(
@@ -305,8 +209,8 @@ def _train(
                 meter.reset()
                 if not all(math.isfinite(v) for v in means.values()):
                     save_samples(run, state.model, step)  # what the diverged network made, for the post-mortem
-                    batches = roll_back(run, state, result, good_ckpt, f"loss became non-finite ({means})")
-                    rewind(bar, state.step)
+                    roll_back(state, result, good_ckpt, cfg.trainer, ctx, f"loss became non-finite ({means})", bar)
+                    batches = iter(make_loader(run, state.step))
                     continue
                 report_new_bad_files(run, result)
                 log_progress(run, state, result, means, images_per_s, bar)
@@ -318,9 +222,9 @@ def _train(
                 # Never let a checkpoint capture diverged weights (the log interval may be longer
                 # than the checkpoint interval): one host sync per checkpoint, which is rare.
                 if not finite_weights(state.model):
-                    batches = roll_back(run, state, result, good_ckpt, "weights became non-finite")
+                    roll_back(state, result, good_ckpt, cfg.trainer, ctx, "weights became non-finite", bar)
+                    batches = iter(make_loader(run, state.step))
                     meter.reset()
-                    rewind(bar, state.step)
                     continue
                 good_ckpt = save_last(run, state)
     return finish(run, state, result, stopped=stopping)
@@ -375,7 +279,7 @@ class Run:
     steps: int
     ckpt_out: Path
     net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper: what a step runs
-    loss_fn: Callable[..., LossTerms]  # forward_loss, compiled or not
+    loss_fn: Callable[..., LossTerms]  # forward_loss, compiled or not (compile_policy.loss_function)
     logger: Any
     on_log: Callable[[int, dict], None] | None
     sample_photos: torch.Tensor | None  # rank 0 only
@@ -397,11 +301,6 @@ class Run:
     @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.cfg.trainer.channels_last else torch.contiguous_format
-
-
-def run_identity(cfg: TrainConfig, label: str, model_config: dict[str, Any]) -> dict[str, Any]:
-    """What makes two trainings the same network (checkpoint.network_identity) for this run."""
-    return network_identity(train_config_to_dict(cfg), model_config, label, cfg.loss_net.name)
 
 
 def checkpoint_state(run: Run, state: TrainState) -> dict[str, Any]:
@@ -431,98 +330,59 @@ def setup(
     device, main = ctx.device, ctx.is_main
     resumed = ctx.on_main(lambda: read_resume_checkpoint(cfg))
     if resumed is not None and main:
-        log.info("resuming from %s at step %d", resumed[0], resumed[1]["step"])
-    base = ctx.on_main(lambda: load_finetune_base(cfg)) if cfg.finetune else None
-    start = ctx.on_main(lambda: load_initial_weights(cfg)) if cfg.init_from and resumed is None else None
+        log.info("resuming from %s at step %d", resumed.path, resumed.state["step"])
+    base = ctx.on_main(lambda: finetune.load_finetune_base(cfg)) if cfg.finetune else None
+    start = ctx.on_main(lambda: finetune.load_initial_weights(cfg)) if cfg.init_from and resumed is None else None
     old_names = [str(n) for n in base["styles"]] if base else []
     # The style images first: a missing one must not wait for a scan of 80k photos.
     targets = ctx.on_main(lambda: load_style_targets(cfg, first_index=len(old_names)))
     names = old_names + [t.config.name for t in targets]
     label = "+".join(names) if len(names) > 1 else style_label(cfg)
     if resumed is not None and cfg.resume_check:
-        check_resume_identity(cfg, label, *resumed)
+        run_checks.check_resume_identity(cfg, label, resumed.path, resumed.state)
     source = ctx.on_main(lambda: scan_data(cfg))
     dataset = open_training_data(source, cfg.data.image_size)
     steps = count_steps(cfg, len(dataset), resumed)
     sample_photos, val_photos = preview_photos(cfg, device) if main else (None, None)
     model, params = build_model(cfg, base, len(old_names), len(targets), device)
     ckpt_out = Path(cfg.ckpt_out or f"checkpoints/{style_label(cfg)}.pt")
-    ctx.on_main(lambda: check_writable(ckpt_out, Path(cfg.run_dir)))
-    if not cfg.overwrite:  # before the loss network loads: a refused run costs seconds
-        identity = run_identity(cfg, label, model.config.to_dict())
-        ctx.on_main(lambda: check_final_replacement(ckpt_out, identity, steps))
+    # before the loss network loads: a refused run costs seconds
+    ctx.on_main(lambda: run_checks.check_outputs(cfg, label, model.config.to_dict(), ckpt_out, steps))
     build_criteria(targets, cfg, device, reference_photos(dataset, device))
     if start is not None:
-        apply_initial_weights(cfg, start, model)
+        finetune.apply_initial_weights(cfg, start, model)
     state = TrainState(model, build_optimizer(cfg, model, params, device), device)
     if resumed is not None:
-        check_resumed_model(resumed[0], resumed[1], model.config.to_dict())
-        state.load_state_dict(resumed[1])
-    # DDP: gradients averaged over the processes after backward (each rank's loss is the mean
-    # over its share of the global batch, so the average is the global batch's gradient).
-    # Instance norm has no batch statistics, so nothing else needs synchronising.
-    net = model
-    if ctx.enabled:
-        device_ids = [device.index] if device.type == "cuda" else None
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        run_checks.check_resumed_model(resumed.path, resumed.state, model.config.to_dict())
+        state.load_state_dict(resumed.state)
+    net = data_parallel(model, ctx)
     amp, why = decide_amp(cfg.trainer.amp, device)
     if main:
         log.info("%s", why)
     run = Run(
-        cfg, ctx, label, names, targets, dataset, steps, ckpt_out, net,
-        loss_function(cfg, device, steps - state.step, model.config.width, main),
-        choose_logger(cfg, ctx, logger), on_log if main else None, sample_photos, val_photos,
-        amp=amp,
+        cfg=cfg, ctx=ctx, label=label, names=names, targets=targets, dataset=dataset, steps=steps,
+        ckpt_out=ckpt_out, net=net,
+        loss_fn=compile_policy.loss_function(forward_loss, cfg, device, steps - state.step, model.config.width, main),
+        logger=choose_logger(cfg, ctx, logger), on_log=on_log if main else None,
+        sample_photos=sample_photos, val_photos=val_photos, amp=amp,
     )
     for t in targets:
         run.logger.log_image("style", t.image[0], caption=t.config.name)
     log_start(run, shards=source.kind == "shards")
     result = TrainResult(checkpoint=ckpt_out, step=state.step, bad_files=list(source.report.bad),
                          rank=ctx.rank, world_size=ctx.world_size)
-    return run, state, result, resumed[0] if resumed is not None else None
+    return run, state, result, resumed.path if resumed is not None else None
 
 
-def check_writable(ckpt_out: Path, run_dir: Path) -> None:
-    """Refuse a run whose work could not be saved, before its first step rather than after the
-    last. Nothing is created here (a refused or stopped run leaves no empty folders): the nearest
-    existing folder above each target must be a writable folder."""
-    check_not_shipped(ckpt_out, "ckpt_out")
-    if ckpt_out.is_dir():
-        raise ConfigError(f"ckpt_out={ckpt_out} is a folder; give a file, e.g. ckpt_out={ckpt_out / 'style.pt'}")
-    for what, folder in (("ckpt_out", ckpt_out.parent), ("the run folder", run_dir)):
-        existing = folder.absolute()
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            raise ConfigError(f"{what}: cannot create {folder} ({existing} is not a folder)")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise ConfigError(f"{what}: {existing} is not writable; nothing this run trains could be saved")
+class Resumed(NamedTuple):
+    """The checkpoint a run resumes: where it is (the first rollback target) and what it holds."""
+
+    path: Path
+    state: dict[str, Any]
 
 
-def load_initial_weights(cfg: TrainConfig) -> dict[str, Any]:
-    """The checkpoint of ``cfg.init_from`` (a path or a shipped style name), read before any other
-    work. Any fast-style checkpoint will do, shipped fp16 ones included (load_checkpoint resolves
-    the name and returns fp32 weights): only its weights are used."""
-    state = load_checkpoint(cfg.init_from)
-    if state.get("styles") and len(state["styles"]) > 1:
-        raise ConfigError(f"init_from={cfg.init_from}: a multi-style network ({', '.join(state['styles'])}); "
-                          "extend it with finetune= instead")
-    return state
-
-
-def apply_initial_weights(cfg: TrainConfig, start: dict[str, Any], model: ImageTransformNet) -> None:
-    """Copy ``start``'s weights into the fresh ``model`` (same architecture, or one clear error)."""
-    theirs, ours = start.get("model_config", {}), model.config.to_dict()
-    if theirs != ours:
-        raise ConfigError(f"init_from={cfg.init_from}: its network {theirs} is not this run's model {ours}; "
-                          "choose the matching model= settings")
-    model.load_state_dict(start["model"])
-    log.info("starting from the weights of %s (%s, trained %s steps); step 0, fresh optimizer",
-             cfg.init_from, start.get("style"), start.get("step"))
-
-
-def read_resume_checkpoint(cfg: TrainConfig) -> tuple[Path, dict[str, Any]] | None:
-    """(path, state) of ``cfg.resume`` (``auto``: the newest last.pt of this style), or None."""
+def read_resume_checkpoint(cfg: TrainConfig) -> Resumed | None:
+    """The checkpoint of ``cfg.resume`` (``auto``: the newest last.pt of this style), or None."""
     if not cfg.resume:
         return None
     label, runs_root = style_label(cfg), Path(cfg.run_dir).parent
@@ -533,27 +393,7 @@ def read_resume_checkpoint(cfg: TrainConfig) -> tuple[Path, dict[str, Any]] | No
     state = load_checkpoint(path)
     if "optimizer" not in state:
         raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
-    return path, state
-
-
-def check_resume_identity(cfg: TrainConfig, label: str, path: Path, state: dict[str, Any]) -> None:
-    """Resuming another style or loss network would train on and save it under this run's name:
-    the user meant another checkpoint. Starting from its weights is ``resume_check=false``."""
-    diffs = identity_differences(
-        identity_of_state(state), run_identity(cfg, label, state["model_config"]), keys=("style", "styles", "loss_net")
-    )
-    if diffs:
-        raise CheckpointError(
-            f"resume: {path} is another network than this run's ({'; '.join(diffs)}); resume the "
-            "matching checkpoint, or pass resume_check=false to start from its weights anyway"
-        )
-
-
-def check_resumed_model(path: Path, state: dict[str, Any], model_config: dict[str, Any]) -> None:
-    if state["model_config"] != model_config:
-        raise CheckpointError(
-            f"resume: checkpoint model {state['model_config']} differs from model config {model_config}"
-        )
+    return Resumed(path, state)
 
 
 def scan_data(cfg: TrainConfig) -> Any:
@@ -566,7 +406,7 @@ def scan_data(cfg: TrainConfig) -> Any:
     return source
 
 
-def count_steps(cfg: TrainConfig, n_images: int, resumed: tuple[Path, dict[str, Any]] | None) -> int:
+def count_steps(cfg: TrainConfig, n_images: int, resumed: Resumed | None) -> int:
     """The run's last step: ``trainer.steps``, or ``trainer.epochs`` over the data."""
     steps = cfg.trainer.steps
     if cfg.trainer.epochs is not None:
@@ -576,9 +416,9 @@ def count_steps(cfg: TrainConfig, n_images: int, resumed: tuple[Path, dict[str, 
                 f"trainer.epochs={cfg.trainer.epochs} of {n_images} images at batch {cfg.data.batch_size} is 0 "
                 "steps, which would save an untrained network; raise trainer.epochs or use trainer.steps"
             )
-    if resumed is not None and int(resumed[1]["step"]) >= steps:
+    if resumed is not None and int(resumed.state["step"]) >= steps:
         raise ConfigError(
-            f"resume: {resumed[0]} is already at step {int(resumed[1]['step'])}, and this run stops at "
+            f"resume: {resumed.path} is already at step {int(resumed.state['step'])}, and this run stops at "
             f"trainer.steps={steps}; raise trainer.steps to train further"
         )
     return steps
@@ -600,7 +440,7 @@ def build_model(
     (fine-tune: only those are trained); returns it with the parameters to optimise."""
     if base is not None:
         model = extend_styles(model_from_checkpoint(base), n_new).to(device)
-        params = prepare_finetune(model, n_old=n_old)
+        params = finetune.prepare_finetune(model, n_old=n_old)
     else:
         n_styles = n_new if cfg.styles else 1
         model = ImageTransformNet(TransformerConfig(cfg.model.width, cfg.model.n_residual, n_styles)).to(device)
@@ -610,6 +450,17 @@ def build_model(
     if cfg.trainer.channels_last:
         model.to(memory_format=torch.channels_last)
     return model, params
+
+
+def data_parallel(model: ImageTransformNet, ctx: distributed.Distributed) -> torch.nn.Module:
+    """What a step runs: the model, or under DDP its DistributedDataParallel wrapper, which
+    averages the gradients over the processes after backward (each rank's loss is the mean over
+    its share of the global batch, so the average is the global batch's gradient). Instance norm
+    has no batch statistics, so nothing else needs synchronising."""
+    if not ctx.enabled:
+        return model
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
 def build_optimizer(
@@ -633,38 +484,6 @@ def forward_loss(net: torch.nn.Module, target: StyleTarget, photos: torch.Tensor
     """A step's forward pass: the network on the photos, then the loss terms of its output."""
     with torch.autocast(photos.device.type, dtype=torch.bfloat16, enabled=amp):
         return target.criterion(net(photos, target.index), photos)
-
-
-class CompiledLoss:
-    """``torch.compile(forward_loss)``: one graph for transformer + loss network + loss terms,
-    backward compiled with it. The first call (the cold compile) is timed and logged apart."""
-
-    def __init__(self, log_first_call: bool) -> None:
-        self.fn = torch.compile(forward_loss)
-        self.cold = True
-        self.log_first_call = log_first_call
-
-    def __call__(self, *args: Any) -> LossTerms:
-        if not self.cold:
-            return self.fn(*args)
-        started = time.perf_counter()
-        terms = self.fn(*args)
-        self.cold = False
-        if self.log_first_call:
-            log.info("torch.compile: first step (cold compile) took %.1f s", time.perf_counter() - started)
-        return terms
-
-
-def loss_function(
-    cfg: TrainConfig, device: torch.device, steps_left: int, width: int, main: bool
-) -> Callable[..., LossTerms]:
-    """forward_loss, compiled when ``trainer.compile`` says so (the decision is logged)."""
-    use_compile, reason = decide_compile(
-        cfg.trainer.compile, device, steps_left, cfg.data.batch_size, cfg.data.image_size, width
-    )
-    if main:
-        log.info("%s", reason)
-    return CompiledLoss(log_first_call=main) if use_compile else forward_loss
 
 
 def choose_logger(cfg: TrainConfig, ctx: distributed.Distributed, logger: Any) -> Any:
@@ -781,42 +600,6 @@ def log_progress(
         run.on_log(step, means)
 
 
-def roll_back(run: Run, state: TrainState, result: TrainResult, good_ckpt: Path | None, why: str) -> Iterator:
-    """Reload the last good checkpoint with a lower lr; returns the batches from its step on."""
-    at_step, trainer = state.step, run.cfg.trainer
-    if good_ckpt is None:
-        raise FastStyleError(
-            f"{why} at step {at_step}, before any checkpoint was written, so there is nothing to roll "
-            "back to; lower trainer.lr or the loss weights"
-        )
-    if result.rollbacks >= trainer.max_rollbacks:
-        raise FastStyleError(
-            f"{why} at step {at_step} after {result.rollbacks} rollback(s) (trainer.max_rollbacks="
-            f"{trainer.max_rollbacks}, lr now {state.optimizer.param_groups[0]['lr']:.3g}); lower "
-            f"trainer.lr or the loss weights; last good checkpoint: {good_ckpt}"
-        )
-    good = run.ctx.on_main(lambda: load_checkpoint(good_ckpt))
-    lrs = [group["lr"] for group in state.optimizer.param_groups]  # lowered again on every rollback
-    state.load_state_dict(good)
-    for group, lr in zip(state.optimizer.param_groups, lrs):
-        group["lr"] = lr * trainer.rollback_lr_factor
-    result.rollbacks += 1
-    result.history[:] = [h for h in result.history if h[0] <= state.step]
-    result.val_history[:] = [h for h in result.val_history if h[0] <= state.step]
-    if run.main:
-        log.warning(
-            "%s at step %d: rolled back to %s (step %d) with lr %.3g (rollback %d of %d)",
-            why, at_step, good_ckpt, state.step, state.optimizer.param_groups[0]["lr"], result.rollbacks,
-            trainer.max_rollbacks,
-        )
-    return iter(make_loader(run, state.step))
-
-
-def rewind(bar: tqdm, step: int) -> None:
-    bar.n = step
-    bar.refresh()
-
-
 def save_samples(run: Run, model: ImageTransformNet, step: int) -> None:
     """The fixed photos and the network's output for each of its styles, as one grid (rank 0)."""
     if not run.main:
@@ -842,10 +625,6 @@ def validate(run: Run, model: ImageTransformNet, step: int, result: TrainResult)
     result.val_history.append((step, val))
     log.info("val step %d  %s", step, "  ".join(f"{k} {v:.5g}" for k, v in val.items()))
     run.logger.log_losses(step, val, split="val")
-
-
-def finite_weights(model: torch.nn.Module) -> bool:
-    return bool(torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all())
 
 
 def save_last(run: Run, state: TrainState) -> Path:
@@ -881,11 +660,7 @@ def save_final(run: Run, state: TrainState) -> None:
     """last.pt, then ``ckpt_out`` unless another run wrote a different or further-trained network
     there since the check at the start (``overwrite=true`` skips the check)."""
     last = save_last(run, state)
-    if not run.cfg.overwrite:
-        try:
-            check_final_replacement(run.ckpt_out, run_identity(run.cfg, run.label, state.model.config.to_dict()),
-                                    state.step)
-        except CheckpointError as e:
-            raise CheckpointError(f"{e}; this run's network is in {last}") from None
+    run_checks.check_final_checkpoint(run.cfg, run.label, state.model.config.to_dict(), run.ckpt_out, state.step,
+                                      saved_in=last)
     save_checkpoint(checkpoint_state(run, state), run.ckpt_out)
     log.info("saved %s (step %d)", run.ckpt_out, state.step)

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from fast_style.compile_policy import COMPILE_COSTS, decide_compile
 from fast_style.config import TrainConfig
 from fast_style.errors import ConfigError
-from fast_style.train import COMPILE_COSTS, decide_compile
 
 CPU = torch.device("cpu")
 
