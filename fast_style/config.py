@@ -21,6 +21,7 @@ from fast_style.losses import STYLE_WEIGHT, TV_WEIGHT, LossConfig
 
 MIN_SIDE, MAX_SIDE = 16, 4096  # data.image_size and style.size (px)
 MAX_RESIDUAL, MAX_WIDTH = 64, 1024  # model.n_residual, model.width: far above any useful network
+LR_SCHEDULES = ("constant", "cosine")  # trainer.lr_schedule (train.lr_factor)
 
 
 @dataclass
@@ -80,6 +81,7 @@ class TrainerConfig:
     steps: int = 40000
     epochs: int | None = None  # if set, overrides steps: epochs * len(dataset) // batch_size
     lr: float = 2e-3  # Johnson's 1e-3 doubled: faster start, same content change (docs/QUALITY.md)
+    lr_schedule: str = "constant"  # constant | cosine: from lr down to 0 over the run's steps
     log_every: int = 50
     ckpt_every: int = 1000
     sample_every: int = 500
@@ -182,6 +184,9 @@ class TrainConfig:
             raise ConfigError(
                 f"trainer.rollback_lr_factor must be in (0, 1], got {self.trainer.rollback_lr_factor!r}"
             )
+        if self.trainer.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"trainer.lr_schedule must be {' or '.join(LR_SCHEDULES)}, "
+                              f"got {self.trainer.lr_schedule!r}")
         if not (isinstance(self.trainer.compile, bool) or self.trainer.compile == "auto"):
             raise ConfigError(f"trainer.compile must be true, false or auto, got {self.trainer.compile!r}")
         for key in ("channels_last",):

@@ -539,9 +539,32 @@ def train_step(run: Run, state: TrainState, photos: torch.Tensor) -> LossTerms:
     terms = run.loss_fn(run.net, target, photos, run.amp)
     state.optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
+    schedule_lr(state.optimizer, run.cfg.trainer.lr_schedule, state.step, run.steps)
     state.optimizer.step()
     state.step += 1
     return terms
+
+
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """``trainer.lr_schedule``'s multiple of trainer.lr for 0-based ``step`` of ``steps``:
+    constant 1; cosine 0.5 (1 + cos(pi step / steps)), from 1 at the first step towards 0 at
+    the last (never 0 at a step taken, since ``step`` < ``steps``)."""
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * step / steps))
+    return 1.0
+
+
+def schedule_lr(optimizer: torch.optim.Optimizer, schedule: str, step: int, steps: int) -> None:
+    """Move every group's lr from step ``step - 1``'s factor to ``step``'s (lr x f(step) / f(step - 1)).
+
+    Scaling the current lr instead of setting trainer.lr x f(step) keeps what else decided the
+    lr: the output conv's own group (build_optimizer), a rollback's lowered lr, and on resume the
+    lr the checkpoint's optimizer state holds, so a resumed run continues the same sequence."""
+    if step == 0 or schedule == "constant":
+        return
+    ratio = lr_factor(schedule, step, steps) / lr_factor(schedule, step - 1, steps)
+    for group in optimizer.param_groups:
+        group["lr"] *= ratio
 
 
 class LossMeter:
