@@ -7,11 +7,13 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from fast_style.errors import ConfigError, FastStyleError, Interrupted, first_line
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # the scripts' hydra config folder
 
 
 @contextmanager
@@ -48,24 +50,21 @@ def require(value: object, key: str, hint: str) -> None:
         raise ConfigError(f"{key}= is required{hint}")
 
 
-def one_line(message: str) -> str:
-    """Fold a multi-line message (hydra lists options one per line) into one readable line."""
-    lines = [line.strip() for line in message.strip().splitlines()]
-    out: list[str] = []
-    for line in lines:
-        if line.startswith("Config search path"):
-            break  # hydra's search-path dump: noise for a user who mistyped an option
-        if not line or line.startswith("Set the environment variable HYDRA_FULL_ERROR"):
-            continue
-        if out and out[-1].endswith(":"):
-            out[-1] += " " + line  # "Available options in 'style':" + first option
-        elif out and out[-1].rstrip(",").split(":")[0].startswith("Available options"):
-            out[-1] += ", " + line
-        elif out and out[-1].endswith("."):
-            out[-1] += " " + line
-        else:
-            out.append(line)
-    return "; ".join(out)
+def hydra_error_line(error: BaseException, config_dir: Path = CONFIGS) -> str:
+    """One line for an error hydra or OmegaConf raised while composing a config: the first line of
+    its message and of its cause (OmegaConf's ``Key 'x' is not in struct``, ``Value 'abc' ... could
+    not be converted to Float``), and for an unknown group choice (``style=nonexistent``) the
+    presets in ``configs/<group>/``, listed by us (hydra's multi-line text is not parsed)."""
+    parts = [first_line(error)]
+    cause = error.__cause__
+    if cause is not None and str(cause).strip() and first_line(cause) not in parts[0]:
+        parts.append(first_line(cause))
+    missing = getattr(error, "missing_cfg_file", None)  # hydra's MissingConfigException: "style/nonexistent"
+    group = config_dir / Path(str(missing)).parent if missing else None
+    if group is not None and group != config_dir and group.is_dir():
+        presets = sorted(p.stem for p in group.glob("*.yaml"))
+        parts.append(f"Available options in '{group.name}': {', '.join(presets)}")
+    return "; ".join(part.rstrip(".") for part in parts if part)
 
 
 def style_argument(argv: Sequence[str]) -> list[str]:
@@ -101,9 +100,5 @@ def run_hydra_main(main: Callable[[], None], argv: Sequence[str] | None = None) 
     try:
         main()
     except (HydraException, OmegaConfBaseException) as e:
-        message = str(e)
-        cause = e.__cause__
-        if isinstance(cause, OmegaConfBaseException) and str(cause).strip() and str(cause) not in message:
-            message += "\n" + first_line(cause)
-        print(f"error: {one_line(message) or type(e).__name__}", file=sys.stderr)
+        print(f"error: {hydra_error_line(e) or type(e).__name__}", file=sys.stderr)
         sys.exit(EXIT_USAGE)

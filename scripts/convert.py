@@ -15,6 +15,9 @@ from fast_style.checkpoint import (
 )
 from fast_style.cli import require, run_hydra_main, style_argument, user_errors
 from fast_style.fileio import safe_name
+from fast_style.script_configs import register_configs
+
+register_configs()  # the options' dataclasses (defaults, types): fast_style/script_configs.py
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="convert")

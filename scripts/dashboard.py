@@ -15,9 +15,9 @@ from omegaconf import DictConfig
 from fast_style.cli import run_hydra_main
 from fast_style.dashboard import DashboardError, start_server, stop_server
 from fast_style.dashboard.server import is_loopback, server_url
-from fast_style.script_configs import register_schemas
+from fast_style.script_configs import register_configs
 
-register_schemas()  # configs/dashboard.yaml is typed: port=abc is one error line
+register_configs()  # the options' dataclasses (defaults, types): fast_style/script_configs.py
 
 
 def _interrupt(signum: int, frame: object) -> None:

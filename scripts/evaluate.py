@@ -3,12 +3,16 @@
 All logic lives in fast_style/evaluate.py.
 """
 
+import time
 
 import hydra
 from omegaconf import DictConfig
 
 from fast_style.cli import log_to_stderr, require, run_hydra_main, user_errors
 from fast_style.evaluate import evaluate, format_table
+from fast_style.script_configs import register_configs
+
+register_configs()  # the options' dataclasses (defaults, types): fast_style/script_configs.py
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
@@ -17,8 +21,9 @@ def main(cfg: DictConfig) -> None:
     with user_errors(cfg.verbose):
         require(cfg.ckpt, "ckpt", ", e.g. ckpt=checkpoints/starry_night.pt")
         require(cfg.photos, "photos", ": a folder of photos (or one photo)")
+        out_dir = cfg.out_dir or f"eval/{time.strftime('%Y%m%d-%H%M%S')}"
         report = evaluate(
-            cfg.ckpt, cfg.photos, cfg.out_dir, n=cfg.n, size=cfg.size, iters=list(cfg.iters),
+            cfg.ckpt, cfg.photos, out_dir, n=cfg.n, size=cfg.size, iters=list(cfg.iters),
             device=cfg.device, style_image=cfg.style_image, init=cfg.init, seed=cfg.seed,
         )
     print(format_table(report))

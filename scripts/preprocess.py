@@ -13,7 +13,10 @@ import hydra
 from omegaconf import DictConfig
 
 from fast_style.cli import list_skipped, log_to_stderr, require, run_hydra_main, user_errors
+from fast_style.script_configs import register_configs
 from fast_style.shards import preprocess
+
+register_configs()  # the options' dataclasses (defaults, types): fast_style/script_configs.py
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="preprocess")

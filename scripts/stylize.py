@@ -10,11 +10,11 @@ from omegaconf import DictConfig, OmegaConf
 from fast_style.cli import log_to_stderr, require, run_hydra_main, style_argument, user_errors
 from fast_style.errors import ConfigError
 from fast_style.fileio import ensure_writable_dir
-from fast_style.script_configs import register_schemas
+from fast_style.script_configs import register_configs
 from fast_style.stylize import Stylizer, check_photo, check_scale, load_network, plan_outputs, stylize_paths
 from fast_style.video import is_video_file, stylize_video, video_output
 
-register_schemas()  # configs/stylize.yaml is typed: scale=abc is one error line
+register_configs()  # the options' dataclasses (defaults, types): fast_style/script_configs.py
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="stylize")
