@@ -82,6 +82,11 @@ class StyledSequential(nn.Sequential):
         self.takes_style = True
 
     def forward(self, x: torch.Tensor, style_weights: Optional[torch.Tensor] = None) -> torch.Tensor:  # noqa: UP045
+        return self.run_layers(x, style_weights)
+
+    def run_layers(self, x: torch.Tensor, style_weights: Optional[torch.Tensor] = None) -> torch.Tensor:  # noqa: UP045
+        """Every layer in order (a method of its own: subclasses that override forward call it,
+        since TorchScript has no ``super()``)."""
         for layer in self:
             if hasattr(layer, "takes_style"):
                 x = layer(x, style_weights)
@@ -150,13 +155,8 @@ class UpsampleConvNormReLU(ConvNormReLU):
         self.fast_upsample = True
 
     def forward(self, x: torch.Tensor, style_weights: Optional[torch.Tensor] = None) -> torch.Tensor:  # noqa: UP045
-        if not self.fast_upsample:  # the loop of StyledSequential.forward (TorchScript has no super())
-            for layer in self:
-                if hasattr(layer, "takes_style"):
-                    x = layer(x, style_weights)
-                else:
-                    x = layer(x)
-            return x
+        if not self.fast_upsample:
+            return self.run_layers(x, style_weights)
         conv = self[1][1]
         y = upsample_conv(x, conv.weight, conv.bias)
         if hasattr(self[2], "takes_style"):  # the norm; indexed each time: TorchScript cannot bind a module
