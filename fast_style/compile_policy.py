@@ -14,7 +14,6 @@ from typing import Any
 import torch
 
 from fast_style.config import TrainConfig
-from fast_style.errors import ConfigError
 from fast_style.losses import LossTerms
 
 log = logging.getLogger(__name__)
@@ -39,9 +38,7 @@ def decide_compile(setting: bool | str, device: torch.device, steps_left: int, b
     Estimated eager step = seconds_per_pixel x batch x image_size^2 x (width / 32) ^ 0.5 (the
     loss network, independent of width, is most of a step: half the width was 1.37x, not 4x,
     faster); saved per step = step x (1 - 1 / speedup)."""
-    if setting is not True and setting is not False and setting != "auto":
-        raise ConfigError(f"trainer.compile must be true, false or auto, got {setting!r}")
-    if setting != "auto":
+    if setting != "auto":  # true or false: TrainConfig.validate refuses anything else
         return bool(setting), f"trainer.compile={str(setting).lower()}"
     costs = COMPILE_COSTS.get(device.type, COMPILE_COSTS["cuda"])
     step_s = costs["seconds_per_pixel"] * batch_size * image_size**2 * (width / 32) ** 0.5

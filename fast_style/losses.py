@@ -44,7 +44,7 @@ DEFAULT_LAYERS = {
 }
 
 # The default weights of the normalised recipe, for every loss network (docs/QUALITY.md has the
-# measurements behind them). configs/loss/perceptual.yaml and configs/style/*.yaml say the same.
+# measurements behind them); StyleConfig's per-style weights default to the same values.
 CONTENT_WEIGHT = 1.0
 STYLE_WEIGHT = 1.0
 TV_WEIGHT = 0.0

@@ -31,7 +31,6 @@ from fast_style.photos import SAMPLE_DIR, list_images
 from fast_style.shards import ShardDataset
 
 log = logging.getLogger(__name__)
-TRAIN_COLOR_MODES = ("histogram",)
 
 
 def cache_dir() -> Path:
@@ -184,13 +183,8 @@ def match_training_colors(targets: Sequence[Any], cfg: Any) -> None:
     stats = None
     for t in targets:
         mode = t.config.preserve_color or cfg.style.preserve_color
-        if not mode:
+        if not mode:  # else histogram, the one mode TrainConfig.validate lets through
             continue
-        if mode not in TRAIN_COLOR_MODES:
-            raise ConfigError(
-                f"style.preserve_color={mode!r}: training takes histogram; for luminance stylize with "
-                "preserve_color=luminance"
-            )
         if stats is None:
             stats = photo_color_stats(getattr(cfg.data, "shards", None) or cfg.data.root, seed=cfg.seed)
         t.image = match_color_stats(t.image, *stats)

@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from fast_style.cli import list_skipped, run_hydra_main, user_errors
 from fast_style.config import named_style_configs, train_config_from_dict
 from fast_style.distributed import launched_rank, launched_world_size
+from fast_style.script_configs import register_configs
 from fast_style.train import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -44,8 +45,9 @@ def _style_label(name: str, styles: list) -> str:
     return "+".join(str(s) for s in styles) if styles else name
 
 
-# ${style_label:${style.name},${styles}} in train.yaml: the run/checkpoint name
+# ${style_label:${style.name},${styles}} in run_name's default (script_configs.TrainCommandLine)
 OmegaConf.register_new_resolver("style_label", _style_label, replace=True)
+register_configs()  # the options' dataclasses (defaults): fast_style/config.py, fast_style/script_configs.py
 
 # Ranks > 0 of a torchrun job write nothing: no run dir (their clock may name another one), no
 # .hydra/ copy, no train.log (console warnings only). train() takes rank 0's run dir.

@@ -20,6 +20,7 @@ from PIL import Image
 
 from fast_style.config import TrainConfig
 from fast_style.models import ImageTransformNet, TransformerConfig
+from fast_style.script_configs import register_configs
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
@@ -150,10 +151,12 @@ def train_in_process(run_dir: Path, *overrides: str) -> None:
     run_hydra_main(main, argv=list(overrides))
 
 
-# scripts/train.py registers this resolver (the run/checkpoint name of a multi-style run)
+# scripts/train.py registers this resolver (the run name of a multi-style run) and the options'
+# dataclasses with hydra's ConfigStore (configs/*.yaml start from them)
 OmegaConf.register_new_resolver(
     "style_label", lambda name, styles: "+".join(str(s) for s in styles) if styles else name, replace=True
 )
+register_configs()
 
 
 def perturbed(config: TransformerConfig | None = None, scale: float = 0.05, seed: int = 0) -> ImageTransformNet:

@@ -31,8 +31,7 @@ def test_short_runs_stay_eager_and_long_runs_compile_on_cpu():
 def test_explicit_settings_are_obeyed_and_bad_ones_refused():
     assert decide_compile(True, CPU, 1, 1, 8) == (True, "trainer.compile=true")
     assert decide_compile(False, CPU, 10**6, 16, 512) == (False, "trainer.compile=false")
-    with pytest.raises(ConfigError, match="true, false or auto"):
-        decide_compile("sometimes", CPU, 10, 4, 256)
+    # bad settings are refused in one place, the config's validation, before any work
     cfg = TrainConfig()
     assert cfg.trainer.compile == "auto"
     cfg.trainer.compile = "yes"

@@ -68,7 +68,7 @@ def test_cosine_follows_the_formula_and_resumes_the_same_sequence(tmp_path, tiny
 
 def test_constant_is_the_default_and_keeps_the_lr(tmp_path, tiny_photos, style_image):
     assert TrainConfig().trainer.lr_schedule == "constant"
-    assert compose_train().trainer.lr_schedule == "constant"  # configs/trainer/default.yaml says the same
+    assert compose_train().trainer.lr_schedule == "constant"  # TrainerConfig's default, as the CLI composes it
     log = LrLogger()
     train(tiny_config(tmp_path, tiny_photos, 3, style_image), logger=log)
     assert log.lrs == {1: LR, 2: LR, 3: LR}
