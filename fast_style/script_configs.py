@@ -189,7 +189,8 @@ class PreprocessConfig:
 
 @dataclass
 class TrainCommandLine:
-    """The options scripts/train.py has beyond :class:`fast_style.config.TrainConfig`'s."""
+    """The options scripts/train.py has beyond :class:`fast_style.config.TrainConfig`'s, and the
+    run's names, which the command line derives from the style and the clock."""
 
     # multi-style network (conditional instance norm): names of configs/style/*.yaml; each keeps its
     # own image, size, style_weight and tv_weight; [] = the single `style`
@@ -197,6 +198,8 @@ class TrainCommandLine:
     styles_dir: Optional[str] = None  # folder holding <name>.jpg for every name in `styles` (instead of cache/download)
     # the run's folder is runs/<run_name>; default <style or styles joined by +>-<date>-<time>
     run_name: str = "${style_label:${style.name},${styles}}-${now:%Y%m%d-%H%M%S}"
+    # spelled out, so that --cfg job shows where the network goes: what train() picks when unset
+    ckpt_out: str = "checkpoints/${style_label:${style.name},${styles}}.pt"
 
 
 def train_schema() -> dict[str, Any]:

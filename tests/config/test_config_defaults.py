@@ -73,18 +73,19 @@ def _library_config(style: str, loss_net: str) -> TrainConfig:
 @pytest.mark.parametrize("style", STYLES)
 def test_library_train_defaults_equal_the_cli_defaults(style: str, loss_net: str) -> None:
     """Every value train() gets from the dataclasses equals what scripts/train.py composes from
-    configs/, field by field, but for two things: the CLI names the run by the clock (hydra's run
-    folder, runs/<style>-<date>-<time>), and its configs/train.yaml picks the ``logger: visdom``
-    preset where the library logs nowhere unless asked: the CLI's config is the library's with
-    ``logger=LoggerConfig(kind="visdom")``."""
+    configs/, field by field, but for naming and the logger: the CLI names the run by the clock
+    (hydra's run folder, runs/<style>-<date>-<time>) and spells out ckpt_out, and its
+    configs/train.yaml picks the ``logger: visdom`` preset where the library logs nowhere unless
+    asked: the CLI's config is the library's with ``logger=LoggerConfig(kind="visdom")``."""
     cli = _cli_config(style, loss_net)
     library = _library_config(style, loss_net)
     assert cli.run_name.startswith(f"{style}-") and library.run_name == "default"
     assert cli.logger == LoggerConfig(kind="visdom") and library.logger == LoggerConfig()
-    library = dataclasses.replace(library, logger=LoggerConfig(kind="visdom"), run_name=cli.run_name)
+    # train() names the final checkpoint checkpoints/<style>.pt when ckpt_out is unset, like the CLI
+    assert library.ckpt_out is None and cli.ckpt_out == f"checkpoints/{style}.pt"
+    library = dataclasses.replace(library, logger=LoggerConfig(kind="visdom"), run_name=cli.run_name,
+                                  ckpt_out=cli.ckpt_out)
     assert cli == library
-    # neither sets ckpt_out: train() names the final checkpoint checkpoints/<style>.pt
-    assert cli.ckpt_out is None
 
 
 @pytest.mark.parametrize("loss_net", LOSS_NETS)

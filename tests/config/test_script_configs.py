@@ -83,9 +83,11 @@ def test_every_script_is_checked() -> None:
 @pytest.mark.parametrize("name", sorted(LIBRARY))
 def test_cli_config_is_the_library_default(name: str) -> None:
     cli, library = cli_config(name), LIBRARY[name]()
-    if name == "train":  # the command line names the run by the clock: runs/<style>-<date>-<time>
+    if name == "train":  # the command line names the run by the clock: runs/<style>-<date>-<time>, and
+        # spells out the final checkpoint's path that train() gives an unset ckpt_out
         assert cli.run_name.startswith("starry_night-") and library.run_name == "default"
-        library.run_name = cli.run_name
+        assert cli.ckpt_out == "checkpoints/starry_night.pt" and library.ckpt_out is None
+        library.run_name, library.ckpt_out = cli.run_name, cli.ckpt_out
     assert cli == library
 
 
