@@ -13,10 +13,10 @@ import sys
 import pytest
 import torch
 
-from fast_style.backends import Backend, CompiledNet, EagerNet, open_backend
+from fast_style.backends import AutoNet, Backend, Bf16Net, CompiledNet, EagerNet, open_backend
 from fast_style.color import preserve_luminance
 from fast_style.models import TransformerConfig
-from fast_style.onnx_backend import BackendChoice, OnnxRuntimeNet, Verdict, choose_runtime
+from fast_style.onnx_backend import BackendChoice, NotCached, OnnxRuntimeNet, Verdict, choose_runtime
 from fast_style.stylize import Stylizer, normalized_weights
 from fast_style.tiling import TiledNet
 from fast_style.video import SmoothedNet, frame_stylizer, with_temporal_smoothing
@@ -31,8 +31,11 @@ class FakeOnnxNet:
 
     started = 0
     served = 0
+    cached = False  # whether export=False finds an entry
 
-    def __init__(self, model, precision="fp32"):  # noqa: ANN001 - OnnxNet's signature
+    def __init__(self, model, precision="fp32", export=True):  # noqa: ANN001 - OnnxNet's signature
+        if not export and not FakeOnnxNet.cached:
+            raise NotCached("no entry")
         FakeOnnxNet.started += 1
         self.model = model
 
@@ -44,6 +47,7 @@ class FakeOnnxNet:
 @pytest.fixture
 def fake_onnx(monkeypatch):
     FakeOnnxNet.started = FakeOnnxNet.served = 0
+    FakeOnnxNet.cached = False
     monkeypatch.setattr("fast_style.backends.OnnxNet", FakeOnnxNet)
     return FakeOnnxNet
 
@@ -88,7 +92,7 @@ def test_the_backend_is_chosen_once(fake_onnx, caplog):
     model = perturbed(MULTI)
     weights = torch.tensor([0.2, 0.5, 0.3])
     with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
-        s = Stylizer(model, device="cpu", style_weights=weights)
+        s = Stylizer(model, device="cpu", style_weights=weights, backend="onnxruntime")
         assert s.backend == "onnxruntime" and type(s.net) is OnnxRuntimeNet and fake_onnx.started == 1
         for size in ((20, 30), (33, 17), (20, 30)):
             s(torch.rand(2, 3, *size))
@@ -102,10 +106,12 @@ def test_the_backend_is_chosen_once(fake_onnx, caplog):
 
 def test_every_backend_is_a_backend(fake_onnx):
     model = perturbed()
-    nets = [EagerNet(model), CompiledNet(model), SmoothedNet(model, 0.5),
-            open_backend(model, CPU), open_backend(model, CPU, tile_size=64)]
+    nets = [EagerNet(model), CompiledNet(model), SmoothedNet(model, 0.5), Bf16Net(model), open_backend(model, CPU),
+            open_backend(model, CPU, backend="onnxruntime"),
+            open_backend(model, CPU, backend="onnxruntime", tile_size=64)]
     assert all(isinstance(n, Backend) for n in nets)
-    assert [n.name for n in nets] == ["torch", "torch", "torch", "onnxruntime", "onnxruntime"]
+    assert type(nets[4]) is AutoNet  # auto on a CPU, cold cache: torch until the work repays an export
+    assert [n.name for n in nets] == ["torch", "torch", "torch", "torch", "torch", "onnxruntime", "onnxruntime"]
 
 
 def test_tiled_and_whole_image_torch_agree(monkeypatch):
@@ -128,7 +134,7 @@ def test_tiled_and_whole_image_torch_agree(monkeypatch):
 
 def test_tiles_leave_onnxruntime_with_one_line(fake_onnx, caplog):
     with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
-        s = Stylizer(perturbed(), device="cpu", tile_size=64)
+        s = Stylizer(perturbed(), device="cpu", tile_size=64, backend="onnxruntime")
         for _ in range(2):
             s(torch.rand(1, 3, 70, 90))
         s(torch.rand(1, 3, 40, 50))
@@ -168,7 +174,7 @@ def test_the_video_smoother_gives_the_same_frames_as_before():
 
 
 def test_the_video_smoother_leaves_onnxruntime_with_one_line(fake_onnx, caplog):
-    s = Stylizer(perturbed(), device="cpu")
+    s = Stylizer(perturbed(), device="cpu", backend="onnxruntime")
     with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
         for _ in range(2):
             frame_stylizer(s, 0.5).stylize_batch(torch.rand(2, 3, 16, 16))

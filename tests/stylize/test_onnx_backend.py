@@ -69,8 +69,12 @@ def pair(ckpt: Path, **options) -> tuple[Stylizer, Stylizer]:
     return ort, ref
 
 
-def test_auto_is_onnxruntime_on_cpu(single):
-    assert Stylizer.from_checkpoint(single, device="cpu").backend == "onnxruntime"
+def test_auto_is_onnxruntime_on_cpu_once_exported(single, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAST_STYLE_ONNX_CACHE", str(tmp_path))
+    cold = Stylizer.from_checkpoint(single, device="cpu")
+    assert cold.backend == "torch" and not list(tmp_path.iterdir())  # a small cold job: no export
+    assert Stylizer.from_checkpoint(single, device="cpu", backend="onnxruntime").backend == "onnxruntime"
+    assert Stylizer.from_checkpoint(single, device="cpu").backend == "onnxruntime"  # the export is cached
 
 
 @pytest.mark.parametrize("options", [
@@ -164,8 +168,23 @@ def test_export_failure_falls_back_to_torch(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(fast_style.export, "onnx_bytes", broken)
     monkeypatch.setenv("FAST_STYLE_ONNX_CACHE", str(tmp_path))
     with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
-        s = Stylizer(perturbed(SINGLE, seed=5), device="cpu")
+        s = Stylizer(perturbed(SINGLE, seed=5), device="cpu", backend="onnxruntime")
     assert s.backend == "torch"
+    assert [r.message for r in caplog.records] == [
+        "backend=onnxruntime: ONNX export failed (unsupported operator aten::foo); the network runs on torch"]
+    # backend=auto exporting mid-job (a profile where any job repays the export): the same one line
+    from dataclasses import asdict
+
+    from fast_style.machine import MachineProfile, profile_path
+
+    key = profile_path().stem.removeprefix("machine-")
+    profile_path().write_text(json.dumps(asdict(MachineProfile(key, 3.0, 1.0, 1e-9))))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
+        auto = Stylizer(perturbed(SINGLE, seed=5), device="cpu")
+        for _ in range(2):
+            auto(torch.rand(1, 3, 20, 20))
+    assert auto.backend == "torch"
     assert [r.message for r in caplog.records] == [
         "backend=auto: ONNX export failed (unsupported operator aten::foo); the network runs on torch"]
 
@@ -271,7 +290,7 @@ def test_int8_is_a_quantised_graph_cached_apart_and_close_to_fp32(single, multi,
     from fast_style.measure import psnr
 
     int8 = Stylizer.from_checkpoint(single, device="cpu", precision="int8")
-    fp32 = Stylizer.from_checkpoint(single, device="cpu")
+    fp32 = Stylizer.from_checkpoint(single, device="cpu", backend="onnxruntime")
     assert int8.backend == fp32.backend == "onnxruntime"
     assert int8.net.session.path != fp32.net.session.path
     graph = onnx.load_from_string(int8.net.session.path.read_bytes()).graph
@@ -312,7 +331,7 @@ def test_int8_build_quantises_the_cached_fp32_export(tmp_path, monkeypatch, capl
 
     monkeypatch.setenv("FAST_STYLE_ONNX_CACHE", str(tmp_path))
     model = perturbed(SINGLE, seed=11)
-    assert Stylizer(model, device="cpu").backend == "onnxruntime"  # writes the fp32 entry
+    assert Stylizer(model, device="cpu", backend="onnxruntime").backend == "onnxruntime"  # writes the fp32 entry
     exports = []
     real = fast_style.export.onnx_bytes
     monkeypatch.setattr(fast_style.export, "onnx_bytes", lambda *a, **k: exports.append(1) or real(*a, **k))
@@ -333,7 +352,7 @@ def test_int8_on_the_shipped_network_stays_within_its_measured_cost():
 
     x = to_tensor(resize_long_side(load_image(SAMPLE_PHOTOS / "coffee.jpg"), 160)).unsqueeze(0)
     int8 = Stylizer.from_checkpoint("starry_night", device="cpu", precision="int8")
-    fp32 = Stylizer.from_checkpoint("starry_night", device="cpu")
+    fp32 = Stylizer.from_checkpoint("starry_night", device="cpu", backend="onnxruntime")
     assert int8.backend == fp32.backend == "onnxruntime"
     print(f"int8 vs fp32, shipped starry_night: {psnr(int8(x), fp32(x)):.1f} dB")
     assert psnr(int8(x), fp32(x)) > 23
