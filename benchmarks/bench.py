@@ -4,6 +4,7 @@
     python benchmarks/bench.py --compile            # + torch.compile'd fast path (~1 min compile per shape on CPU)
     python benchmarks/bench.py --device cuda --train-batches 4,8,16 --sizes 256,512,1024,2160x3840
     python benchmarks/bench.py --skip-train --folder 8 --folder-size 1024   # + whole-process folder rows
+    python benchmarks/bench.py --skip-train --sizes 1024 --folder 8 --first-image   # issue 25's numbers
 
 Reference = plain implementation: fp32, eager, NCHW, nearest-upsample then 3x3 conv in the
 decoder, the loss network run to relu4_3 separately on the output and on the input, inference
@@ -17,7 +18,10 @@ Warm-up excluded, CUDA synchronised, median of repeats, reference and fast path 
 that load on the machine hits both alike. ``--folder N``: whole processes on a folder of N
 random photos, ``benchmarks/plain_stylize.py`` (plain fp32 eager loop) against ``scripts/stylize.py``
 with its defaults and with ``precision=int8``, warm ONNX cache, and a cold-cache row (the export
-included).
+included; the machine profile of fast_style.machine copied in, so it is the export's cost alone).
+``--first-image``: wall time of ``scripts/stylize.py ckpt=starry_night input=<sample chelsea.jpg>``
+with an empty FAST_STYLE_CACHE (a new user's first command: no profile, no export) and warm.
+The header names the CPU (lscpu model and flags) and the load (``uptime``).
 Results go to docs/PERFORMANCE.md.
 """
 
@@ -27,6 +31,7 @@ import argparse
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -144,6 +149,8 @@ def main() -> None:
     p.add_argument("--folder", type=int, default=0, help="whole-process rows on a folder of this many photos")
     p.add_argument("--folder-size", type=int, default=1024)
     p.add_argument("--skip-stylize", action="store_true")
+    p.add_argument("--first-image", action="store_true",
+                   help="cold (empty cache) and warm wall time of the real command on one sample photo")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="cpu: CPU seconds (all threads; children for --folder) instead of wall time, for a "
                         "machine where other jobs take the cores (equal to wall x threads on an idle one)")
@@ -156,8 +163,12 @@ def main() -> None:
     print(f"# fast-style bench: {platform.node()} {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+    print(f"# cpu: {machine_line()}")
+    print(f"# load: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     print(f"# model={args.model} warmup={args.warmup} repeats={args.repeats} (median, interleaved), "
           f"clock={args.clock}\n")
+    if args.first_image:
+        bench_first_image(args)
     variants = ["reference", "fast"] + (["compiled"] if args.compile else [])
 
     if not args.skip_train:
@@ -263,6 +274,40 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
         print(row + f" {peak_memory_mb(device)} |", flush=True)
 
 
+def machine_line() -> str:
+    """lscpu's model name and flags (what docs/PERFORMANCE.md records beside each figure)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"}).stdout
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    return f"{fields.get('Model name', '?').strip()}; flags: {fields.get('Flags', '?').strip()}"
+
+
+def bench_first_image(args: argparse.Namespace) -> None:
+    """The real command on one sample photo: empty cache (median of ``--repeats`` fresh caches), then warm."""
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        photo = repo / "fast_style/sample/photos/chelsea.jpg"
+
+        def run(cache: Path) -> float:
+            env = {k: v for k, v in os.environ.items() if k != "FAST_STYLE_ONNX_CACHE"}
+            env.update(PYTHONPATH=str(repo), FAST_STYLE_CACHE=str(cache))
+            cmd = [sys.executable, str(repo / "scripts/stylize.py"), "ckpt=starry_night", f"input={photo}",
+                   f"output={root / 'out.png'}"]
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return time.perf_counter() - t
+
+        cold = [run(root / f"cold{i}") for i in range(args.repeats)]
+        run(root / "warm")
+        warm = [run(root / "warm") for _ in range(args.repeats)]
+    print(f"| first image, `scripts/stylize.py ckpt=starry_night input=chelsea.jpg` (451x300) | wall s "
+          f"(median of {args.repeats}) |\n|---|---|\n| empty cache (a new user's first command) | "
+          f"{statistics.median(cold):.2f} |\n| warm cache | {statistics.median(warm):.2f} |\n", flush=True)
+
+
 def bench_folder(args: argparse.Namespace) -> None:
     """Whole processes on one folder (median of ``--repeats``, interleaved): the plain script
     against ``scripts/stylize.py`` with its defaults (warm ONNX cache), then a cold-cache row."""
@@ -311,8 +356,12 @@ def bench_folder(args: argparse.Namespace) -> None:
         for _ in range(args.repeats):
             for name, cmd in commands.items():
                 times[name].append(run(cmd))
-        cold = [run(commands["stylize.py (defaults)"], {"FAST_STYLE_ONNX_CACHE": str(root / f"cold{i}")})
-                for i in range(max(1, args.repeats // 3))]
+        cold = []
+        for i in range(max(1, args.repeats // 3)):  # the machine stays measured: the export's cost alone
+            (root / f"cold{i}").mkdir()
+            for profile in (root / "onnx").glob("machine-*.json"):
+                shutil.copy(profile, root / f"cold{i}" / profile.name)
+            cold.append(run(commands["stylize.py (defaults)"], {"FAST_STYLE_ONNX_CACHE": str(root / f"cold{i}")}))
         base = statistics.median(times["plain script"])
         print(f"\n| whole process, {args.folder} images {args.folder_size}x{args.folder_size} | {args.clock} s "
               f"(median of {args.repeats}) | speed-up |\n|---|---|---|")

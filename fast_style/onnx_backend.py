@@ -56,6 +56,10 @@ class BackendUnavailable(Exception):
     """onnxruntime cannot serve this network here; the message is the one-line reason."""
 
 
+class NotCached(Exception):
+    """``OnnxNet(..., export=False)``: this network has no verified cache entry (it would export)."""
+
+
 def onnx_cache_dir() -> Path:
     """``$FAST_STYLE_ONNX_CACHE``, else ``onnx`` in :func:`fast_style.fileio.cache_root`
     (``$FAST_STYLE_CACHE``, ``$XDG_CACHE_HOME/fast_style``, ``~/.cache/fast_style``)."""
@@ -122,10 +126,21 @@ class OnnxNet:
     Sides must be >= 8: the network's own padding switches from reflection to replication for
     smaller images, a Python branch the export fixes to reflection (:class:`OnnxRuntimeNet` sends those to torch)."""
 
-    def __init__(self, model: ImageTransformNet, cache: Path | None = None, precision: str = "fp32"):
+    def __init__(self, model: ImageTransformNet, cache: Path | None = None, precision: str = "fp32",
+                 export: bool = True):
         from importlib.util import find_spec
 
         self.precision = check_precision(precision)
+        self.n_styles = model.config.n_styles
+        self.cache = cache or onnx_cache_dir()
+        self.digest = model_digest(model)  # what every cache entry of this network must record
+        self.key = cache_key(model, self.precision, self.digest)
+        self.path = self.cache / f"{self.key}.onnx"
+        cached = None
+        if not export:  # only a verified entry (checked before onnxruntime is imported: a cold start is torch's)
+            cached, _ = read_verified(self.path, self.digest, self.precision)
+            if cached is None:
+                raise NotCached(str(self.path))
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
@@ -133,19 +148,14 @@ class OnnxNet:
         for name in ("onnx", "onnxscript"):  # the exporter's; found, not imported (start-up time)
             if find_spec(name) is None:
                 raise BackendUnavailable(f"{name} is not installed (pip install onnxruntime onnx onnxscript)")
-        self.n_styles = model.config.n_styles
-        self.cache = cache or onnx_cache_dir()
-        self.digest = model_digest(model)  # what every cache entry of this network must record
-        self.key = cache_key(model, self.precision, self.digest)
-        self.path = self.cache / f"{self.key}.onnx"
         self.exported = False  # True when this call had to (re)build the cache entry
-        self.session = self._load(model)
+        self.session = self._load(model, cached)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def _load(self, model: ImageTransformNet):  # noqa: ANN202
+    def _load(self, model: ImageTransformNet, cached: bytes | None = None):  # noqa: ANN202
         import onnxruntime as ort
 
-        data, problem = read_verified(self.path, self.digest, self.precision)
+        data, problem = (cached, None) if cached is not None else read_verified(self.path, self.digest, self.precision)
         if data is not None:
             touch(self.path)  # last use, for prune_cache's least-recently-used rule
             try:
@@ -460,7 +470,7 @@ class OnnxRuntimeNet:
         return self.session(batch, self.style_weights)
 
 
-__all__ = ["BACKENDS", "CACHE_LIMIT_BYTES", "PRECISIONS", "BackendChoice", "BackendUnavailable", "OnnxNet",
+__all__ = ["BACKENDS", "CACHE_LIMIT_BYTES", "PRECISIONS", "BackendChoice", "BackendUnavailable", "NotCached", "OnnxNet",
            "OnnxRuntimeNet", "Verdict", "cache_key", "calibration_batches", "check_backend", "check_precision",
            "choose_runtime", "export_fp32", "graph_mismatch", "model_digest", "onnx_cache_dir", "prune_cache",
            "quantize_int8", "session_options"]

@@ -118,7 +118,12 @@ class Stylizer:
             self.model, self.device, self.style_weights, check_backend(backend), compile, self.precision,
             self.tile_size, note=self.note,
         )
-        self.backend = self.net.name
+
+    @property
+    def backend(self) -> str:
+        """What runs the network now, ``torch`` or ``onnxruntime`` (``backend=auto`` on a CPU may
+        move to onnxruntime once the work seen repays the export: :class:`fast_style.backends.AutoNet`)."""
+        return self.net.name
 
     def note(self, message: str) -> None:
         """One warning line per reason and Stylizer (not one per image); shared with the copies
@@ -132,7 +137,7 @@ class Stylizer:
         backend: how the video path runs its temporally smoothed network
         (:class:`fast_style.video.SmoothedNet`). A shallow copy: the model and warning lines are shared."""
         other = copy.copy(self)
-        other.net, other.backend = net, net.name
+        other.net = net
         return other
 
     @classmethod

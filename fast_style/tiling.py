@@ -397,20 +397,24 @@ def goes_tiled(tile_size: int | None, width: int, height: int) -> bool:
 class TiledNet:
     """Backend (:class:`fast_style.backends.Backend`): images that :func:`goes_tiled` run through
     :func:`stylize_tiled` (eager torch: the exported graph has no place for the per-layer
-    whole-image statistics), the others through ``whole``. ``note``, when given (``whole`` is
-    onnxruntime), hears once that tiles run on torch."""
+    whole-image statistics), the others through ``whole``. ``note``, when given, hears once that
+    tiles run on torch while ``whole`` is onnxruntime."""
 
     def __init__(self, whole: Callable[[torch.Tensor], torch.Tensor], model: ImageTransformNet, tile_size: int,
                  style_weights: torch.Tensor | None = None, note: Callable[[str], None] | None = None):
         self.whole, self.model, self.tile_size = whole, model, tile_size
         self.style_weights, self.note = style_weights, note
-        self.name: str = getattr(whole, "name", "torch")
+
+    @property
+    def name(self) -> str:
+        """What runs the whole images now (``backend=auto`` may move from torch to onnxruntime)."""
+        return getattr(self.whole, "name", "torch")
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         h, w = batch.shape[-2:]
         if not goes_tiled(self.tile_size, int(w), int(h)):
             return self.whole(batch)
-        if self.note is not None:
+        if self.note is not None and self.name == "onnxruntime":
             self.note(f"tile_size={self.tile_size}: larger images run tiled on torch (the whole-image "
                       "norm statistics are gathered layer by layer, outside the exported graph)")
         return stylize_tiled(self.model, batch, self.tile_size, self.style_weights)

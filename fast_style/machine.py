@@ -1,0 +1,222 @@
+"""How fast this machine runs the network each way, measured once and cached, and the rule
+``backend=auto`` picks a CPU path by (:class:`fast_style.backends.AutoNet`).
+
+Why measure: the onnxruntime gain depends on the CPU (3.6x eager torch at 1024² on a 2-core AMD
+EPYC, 2.0x on a 2-core Intel Xeon with AMX; docs/PERFORMANCE.md), and on a cold cache its
+export (1-2 s) costs more than it saves on one small photo. So the choice is a sum of measured
+numbers, not a guess: :func:`measure_machine` times a deterministic Johnson network (weights do
+not matter for speed) on a fixed :data:`MEASURE_SIDE`² input in eager fp32 torch, in onnxruntime
+fp32, and, where the CPU has bf16 units, in torch bf16 autocast (channels_last), plus the export
+itself. The :class:`MachineProfile` is kept as ``machine-<key>.json`` beside the ONNX exports
+(:func:`fast_style.onnx_backend.onnx_cache_dir`); the key is a hash of the CPU model and flags,
+torch's thread count and the torch/onnxruntime versions, so another machine, thread count or
+upgrade measures again. A file that is unreadable, corrupt or of another key is measured again
+(one line); an unwritable one is used for this run only (one line).
+
+The rule (:func:`fastest`): for a job of ``pixels``, the path with the smallest
+``pixels x seconds-per-pixel``, plus the export for onnxruntime when the network is not cached.
+bf16 is a candidate only where the CPU has bf16 units, because it passes the quality bar
+:data:`BF16_QUALITY` on the shipped networks; int8 is never automatic (it fails that bar on two of
+the four shipped networks: ``precision=int8`` stays opt-in).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from fast_style import __version__
+from fast_style.errors import first_line
+from fast_style.fileio import atomic_write, read_regular_file
+
+# a child of the onnx_backend logger, whose INFO lines scripts/stylize.py shows (why a run is slower)
+log = logging.getLogger("fast_style.onnx_backend.machine")
+
+MEASURE_SIDE = 256  # the timed input: 1 x 3 x 256 x 256 (measuring costs ~3 s on 2 idle cores, export included)
+# A cold job is measured for only once it reaches this many pixels (counting the images it already
+# ran): under it, the whole job on eager torch takes about what the measurement would (2-core
+# machines: 3-5 s per MP on torch, 2-4 s to measure), so it runs on torch unmeasured.
+MEASURE_PIXELS = 500_000
+# bf16 may be chosen automatically because it meets this bar against fp32 torch on the shipped
+# networks (8 photos_val photos at 384 px, 2-core AMD EPYC with avx512_bf16): PSNR 53-63 dB,
+# style score 0.331 -> 0.330 for starry_night (docs/PERFORMANCE.md). int8 measured 25-49 dB.
+BF16_QUALITY = {"min_psnr_db": 40.0, "max_style_score_change": 0.01}
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # bf16 units; without them torch emulates bf16, far slower
+PATHS = ("torch", "onnxruntime", "bf16")  # what the rule picks among (bf16: torch autocast, channels_last)
+
+
+@dataclass(frozen=True)
+class MachineProfile:
+    """Seconds per megapixel of each path on this machine (``torch_bf16`` None where the CPU has
+    no bf16 units), seconds for one export (:func:`fast_style.onnx_backend.export_fp32`, its check
+    included), and the key it was measured under."""
+
+    key: str
+    torch_fp32: float
+    onnxruntime_fp32: float
+    export: float
+    torch_bf16: float | None = None
+    cpu: str = ""
+
+    def seconds(self, path: str, pixels: float, cached: bool = True) -> float:
+        """What ``pixels`` cost on ``path`` (inf where not measured), the export included for an
+        onnxruntime network that is not ``cached``."""
+        rate = {"torch": self.torch_fp32, "onnxruntime": self.onnxruntime_fp32, "bf16": self.torch_bf16}[path]
+        if rate is None:
+            return math.inf
+        return pixels / 1e6 * rate + (0.0 if cached or path != "onnxruntime" else self.export)
+
+
+def fastest(profile: MachineProfile, pixels: float, cached: bool) -> str:
+    """The rule: the path of :data:`PATHS` with the least :meth:`MachineProfile.seconds` for a job
+    of ``pixels`` (torch on a tie: nothing to start)."""
+    return min(PATHS, key=lambda p: (profile.seconds(p, pixels, cached), PATHS.index(p)))
+
+
+def cpu_description() -> tuple[str, list[str]]:
+    """(CPU model, sorted flags) from /proc/cpuinfo; the platform's processor name elsewhere."""
+    model, flags = "", []
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "model name" and not model:
+                model = value.strip()
+            elif name.strip() in ("flags", "Features") and not flags:
+                flags = sorted(value.split())
+            if model and flags:
+                break
+    except OSError:
+        pass
+    return model or platform.processor() or platform.machine(), flags
+
+
+def has_bf16_units(flags: list[str] | None = None) -> bool:
+    return any(f in (flags if flags is not None else cpu_description()[1]) for f in BF16_FLAGS)
+
+
+def machine_key() -> str:
+    """Hash of what the measured speeds depend on: CPU model and flags, architecture, torch's
+    thread count, torch, onnxruntime and fast-style versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ort = version("onnxruntime")
+    except PackageNotFoundError:
+        ort = "none"
+    model, flags = cpu_description()
+    parts = {"cpu": model, "flags": flags, "arch": platform.machine(), "threads": torch.get_num_threads(),
+             "torch": torch.__version__, "onnxruntime": ort, "fast_style": __version__}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def profile_path(cache: Path | None = None) -> Path:
+    from fast_style.onnx_backend import onnx_cache_dir
+
+    return (cache or onnx_cache_dir()) / f"machine-{machine_key()}.json"
+
+
+def read_profile(path: Path) -> tuple[MachineProfile | None, str | None]:
+    """(profile, None) for a valid file of this machine's key; (None, why) for a bad one;
+    (None, None) when there is none yet."""
+    if not os.path.lexists(path):
+        return None, None
+    try:
+        data = json.loads(read_regular_file(path))
+        profile = MachineProfile(**data)
+    except (OSError, ValueError, TypeError) as e:
+        return None, f"unreadable ({first_line(e, 80)})"
+    if profile.key != path.stem.removeprefix("machine-"):
+        return None, "it belongs to another machine or version"
+    rates = [profile.torch_fp32, profile.onnxruntime_fp32, profile.export]
+    if profile.torch_bf16 is not None:
+        rates.append(profile.torch_bf16)
+    if not all(isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) and r > 0
+               for r in rates):
+        return None, "its numbers are not positive seconds"
+    return profile, None
+
+
+def _best_of(fn: Callable[[], object], repeats: int = 2) -> float:
+    """Seconds of the fastest of ``repeats`` calls after one warm-up (the least disturbed by load)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def measure_machine(key: str | None = None) -> MachineProfile:
+    """Time the paths of :data:`PATHS` on a seeded Johnson network and a 1 x 3 x
+    :data:`MEASURE_SIDE`² input, and one export (the caller's random state is left as it was)."""
+    import onnxruntime as ort
+
+    from fast_style.backends import Bf16Net
+    from fast_style.models import ImageTransformNet, TransformerConfig
+    from fast_style.onnx_backend import export_fp32, session_options
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = ImageTransformNet(TransformerConfig()).eval()
+        x = torch.rand(1, 3, MEASURE_SIDE, MEASURE_SIDE)
+    mp = MEASURE_SIDE * MEASURE_SIDE / 1e6
+    with torch.no_grad():
+        torch_s = _best_of(lambda: net.stylize(x))
+    t = time.perf_counter()
+    data = export_fp32(net)
+    export_s = time.perf_counter() - t
+    session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
+    feeds = {session.get_inputs()[0].name: x.numpy()}
+    ort_s = _best_of(lambda: session.run(None, feeds))
+    model, flags = cpu_description()
+    bf16 = None
+    if has_bf16_units(flags):
+        bf16_net = Bf16Net(net)
+        with torch.no_grad():
+            bf16 = _best_of(lambda: bf16_net(x)) / mp
+    return MachineProfile(key or machine_key(), torch_s / mp, ort_s / mp, export_s, bf16, model)
+
+
+def machine_profile(measure: bool, cache: Path | None = None) -> MachineProfile | None:
+    """This machine's cached profile; if there is none (or it is bad: one line) and ``measure``,
+    measured now and cached (one line; an unwritable cache: used for this run only, one line)."""
+    path = profile_path(cache)
+    profile, problem = read_profile(path)
+    if profile is not None:
+        return profile
+    if problem:
+        log.warning("machine profile %s: %s; %s", path, problem, "measuring again" if measure else "ignored")
+    if not measure:
+        return None
+    t = time.perf_counter()
+    try:
+        profile = measure_machine(path.stem.removeprefix("machine-"))
+    except Exception as e:  # noqa: BLE001 - a failed measurement leaves the choice to the caller's default
+        log.warning("machine profile: measuring failed (%s); not measured", first_line(e, 160))
+        return None
+    try:
+        with atomic_write(path) as f:
+            f.write(json.dumps(asdict(profile), indent=1).encode())
+        where = f"cached in {path}"
+    except OSError as e:
+        where = f"not cached: cannot write {path} ({e.strerror or e}), so measured again next time"
+    log.info("measured this machine once (%.1f s, %s): torch %.2f s/MP, onnxruntime %.2f s/MP, export %.1f s%s",
+             time.perf_counter() - t, where, profile.torch_fp32, profile.onnxruntime_fp32, profile.export,
+             f", bf16 {profile.torch_bf16:.2f} s/MP" if profile.torch_bf16 else "")
+    return profile
+
+
+__all__ = ["BF16_QUALITY", "MEASURE_PIXELS", "MEASURE_SIDE", "PATHS", "MachineProfile", "cpu_description",
+           "fastest", "has_bf16_units", "machine_key", "machine_profile", "measure_machine", "profile_path",
+           "read_profile"]
