@@ -19,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from fast_style.config import (
+    DataConfig,
     LoggerConfig,
     LossNetConfig,
     ModelConfig,
@@ -109,11 +110,12 @@ def test_main_yamls_only_pick_presets(path: Path) -> None:
         assert entry == "_self_" or (isinstance(entry, dict) and len(entry) == 1), entry
         group, choice = next(iter(entry.items())) if isinstance(entry, dict) else ("", "")
         preset = CONFIGS / group / f"{choice}.yaml"
-        assert entry == "_self_" or group.startswith("override hydra/") or preset.is_file(), entry
+        optional = choice is None and (CONFIGS / group).is_dir()  # `data: null`: no preset unless asked
+        assert entry == "_self_" or group.startswith("override hydra/") or preset.is_file() or optional, entry
 
 
-PRESETS = {"style": StyleConfig, "loss_net": LossNetConfig, "model": ModelConfig, "logger": LoggerConfig,
-           "loss": LossConfig}
+PRESETS = {"style": StyleConfig, "data": DataConfig, "loss_net": LossNetConfig, "model": ModelConfig,
+           "logger": LoggerConfig, "loss": LossConfig}
 NAMING_KEYS = {"name", "kind"}  # what a preset is called; may equal the default's (model=johnson)
 
 
@@ -179,3 +181,13 @@ def test_library_functions_default_to_the_scripts_options(function, config, rena
         assert _plain(default) == _plain(defaults[option]), f"{function.__qualname__}({param}=...) vs {option}"
         checked += 1
     assert checked, function.__qualname__
+
+
+@pytest.mark.parametrize("preset", ["coco", "sample"])
+def test_data_presets_pick_a_photo_folder(preset: str) -> None:
+    """`data=coco` / `data=sample` set the photo folders and nothing else; no `data=` keeps the defaults."""
+    values = OmegaConf.load(CONFIGS / "data" / f"{preset}.yaml")
+    chosen = DataConfig(**OmegaConf.to_container(compose_script("train", f"data={preset}").data))
+    assert (chosen.root, chosen.val_root) == (values.root, values.val_root)
+    assert dataclasses.replace(chosen, root=None, val_root=None) == DataConfig()
+    assert cli_config("train").data == DataConfig()
