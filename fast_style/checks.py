@@ -23,3 +23,28 @@ def check_batch_split(batch_size: int, world_size: int) -> None:
             f"data.batch_size={batch_size} is the global batch and must be divisible by the number of "
             f"processes ({world_size}); each process takes batch_size / {world_size}"
         )
+
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+PRECISIONS = ("fp32", "int8")
+MIN_TILE = 64  # smaller tiles are all halo: the 9x9 convs alone need 4 px on each side
+
+
+def check_precision(precision: object) -> str:
+    """``fp32`` or ``int8``; else one ConfigError line."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision!r}: choose {', '.join(PRECISIONS)}")
+    return str(precision)
+
+
+def check_backend(backend: object) -> str:
+    """``auto``, ``torch`` or ``onnxruntime``; else one ConfigError line."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend={backend!r}: choose {', '.join(BACKENDS)}")
+    return str(backend)
+
+
+def goes_tiled(tile_size: int | None, width: int, height: int) -> bool:
+    """Whether an image of this size goes through tiles: a side over ``tile_size`` (a sliver
+    under 8 px wide keeps one pass)."""
+    return tile_size is not None and max(width, height) > tile_size and min(width, height) >= 8

@@ -1,5 +1,5 @@
 """How fast this machine runs the network each way, measured once and cached, and the rule
-``backend=auto`` picks a CPU path by (:class:`fast_style.backends.AutoNet`).
+``backend=auto`` picks a CPU path by, and :class:`AutoNet`, the backend that applies it.
 
 Why measure: the onnxruntime gain depends on the CPU (3.6x eager torch at 1024² on a 2-core AMD
 EPYC, 2.0x on a 2-core Intel Xeon with AMX; docs/PERFORMANCE.md), and on a cold cache its
@@ -31,16 +31,20 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from importlib.util import find_spec
 from pathlib import Path
 
 import torch
 
-from fast_style import __version__
+from fast_style import __version__, onnx_backend  # the module: tests stand in for its OnnxNet
+from fast_style.backends import Backend, Bf16Net, EagerNet, Note
 from fast_style.errors import first_line
 from fast_style.fileio import atomic_write, read_regular_file
+from fast_style.models import ImageTransformNet
 
-# a child of the onnx_backend logger, whose INFO lines scripts/stylize.py shows (why a run is slower)
+# children of the onnx_backend logger, whose INFO lines scripts/stylize.py shows (why a run is slower)
 log = logging.getLogger("fast_style.onnx_backend.machine")
+auto_log = logging.getLogger("fast_style.onnx_backend.auto")
 
 MEASURE_SIDE = 256  # the timed input: 1 x 3 x 256 x 256 (measuring costs ~3 s on 2 idle cores, export included)
 # A cold job is measured for only once it reaches this many pixels (counting the images it already
@@ -180,7 +184,7 @@ def measure_machine(key: str | None = None) -> MachineProfile:
     ort_s = _best_of(lambda: session.run(None, feeds))
     model, flags = cpu_description()
     bf16 = None
-    if has_bf16_units(flags):  # what fast_style.backends.Bf16Net runs (not imported: it imports this module)
+    if has_bf16_units(flags):  # what fast_style.backends.Bf16Net runs
         cl, xc = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
 
         def bf16_run() -> None:
@@ -220,6 +224,98 @@ def machine_profile(measure: bool, cache: Path | None = None) -> MachineProfile 
     return profile
 
 
-__all__ = ["BF16_QUALITY", "MEASURE_PIXELS", "MEASURE_SIDE", "PATHS", "MachineProfile", "cpu_description",
+class AutoNet:
+    """``backend=auto`` on a CPU in fp32: the path this machine runs fastest, by the rule of
+    :func:`fastest` on its measured :class:`MachineProfile`.
+
+    With the network's export cached (verified), the choice is made here: onnxruntime, unless the
+    profile measured torch or bf16 faster (one line). With no export cached the images start on
+    eager torch, and before each batch the rule is asked again for the pixels run so far plus
+    that batch: once onnxruntime with the export costs less than torch for them, the network is
+    exported (once, cached; one line) and every later batch runs on onnxruntime. So one small
+    photo (0.15 MP) never pays for an export, one large image is exported for at once, and a
+    folder of small photos switches after a few, at worst one export's time later than knowing
+    the folder's size would have. An unmeasured machine is measured (once, cached) only when the
+    pixels so far reach :data:`MEASURE_PIXELS`; below that, torch."""
+
+    def __init__(self, model: ImageTransformNet, style_weights: torch.Tensor | None = None,
+                 note: Note = lambda _: None):
+        self.model, self.style_weights, self.note = model, style_weights, note
+        self.torch = EagerNet(model, style_weights)
+        self.current: Backend = self.torch
+        self.pixels = 0  # pixels of the batches decided so far (the work a cold export must repay)
+        self.settled = False  # True once nothing more can change (onnxruntime started, or never faster)
+        missing = [name for name in ("onnxruntime", "onnx", "onnxscript") if find_spec(name) is None]
+        if missing:  # nothing to measure or export: torch, said once (as backend=auto always did)
+            self.note(f"backend=auto: {missing[0]} is not installed (pip install onnxruntime onnx onnxscript); "
+                      "the network runs on torch")
+            self.settled = True
+            return
+        self.profile = machine_profile(measure=False)
+        if self.profile is not None and fastest(self.profile, 1e6, cached=True) != "onnxruntime":
+            self._use(fastest(self.profile, 1e6, cached=True))
+            auto_log.info("backend=auto: %s is faster than onnxruntime on this machine (%.2f vs %.2f s/MP, "
+                          "measured once)", self.path, self.profile.seconds(self.path, 1e6),
+                          self.profile.onnxruntime_fp32)
+            self.settled = True
+            return
+        try:
+            self._start_onnx(export=False)
+        except onnx_backend.NotCached:
+            pass  # cold: torch until the work seen repays an export
+
+    @property
+    def name(self) -> str:
+        return self.current.name
+
+    @property
+    def path(self) -> str:
+        """What runs now: ``torch``, ``bf16`` or ``onnxruntime``."""
+        return "bf16" if isinstance(self.current, Bf16Net) else self.current.name
+
+    def _use(self, path: str) -> None:
+        if path != self.path:
+            self.current = Bf16Net(self.model, self.style_weights) if path == "bf16" else self.torch
+
+    def _start_onnx(self, export: bool) -> None:
+        """onnxruntime from now on (or torch for good, said once, if it cannot start); with
+        ``export=False`` only from a verified cache entry, else :class:`~fast_style.onnx_backend.NotCached`."""
+        try:
+            session = onnx_backend.OnnxNet(self.model, export=export)
+        except onnx_backend.BackendUnavailable as e:
+            self.note(f"backend=auto: {e}; the network runs on torch")
+            self.current = self.torch
+        else:
+            self.current = onnx_backend.OnnxRuntimeNet(session, self.style_weights, small=self.torch, note=self.note)
+        self.settled = True
+
+    def _decide(self, pixels: int) -> None:
+        self.pixels += pixels
+        if self.profile is None:
+            if self.pixels < MEASURE_PIXELS:
+                return
+            self.profile = machine_profile(measure=True)
+            if self.profile is None:  # measuring failed (said): torch, as before it
+                self.settled = True
+                return
+        best = fastest(self.profile, self.pixels, cached=False)
+        if best == "onnxruntime":
+            auto_log.info("backend=auto: exporting this network for onnxruntime (once, cached): for %.1f MP so far "
+                          "it takes %.1f s with the %.1f s export, torch %.1f s on this machine",
+                          self.pixels / 1e6, self.profile.seconds("onnxruntime", self.pixels, cached=False),
+                          self.profile.export, self.profile.seconds("torch", self.pixels))
+            self._start_onnx(export=True)
+            return
+        self._use(best)
+        if fastest(self.profile, 1e15, cached=False) != "onnxruntime":
+            self.settled = True  # onnxruntime is not the faster per pixel here: no job repays its export
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if not self.settled:
+            self._decide(int(batch.shape[0] * batch.shape[-2] * batch.shape[-1]))
+        return self.current(batch)
+
+
+__all__ = ["AutoNet", "BF16_QUALITY", "MEASURE_PIXELS", "MEASURE_SIDE", "PATHS", "MachineProfile", "cpu_description",
            "fastest", "has_bf16_units", "machine_key", "machine_profile", "measure_machine", "profile_path",
            "read_profile"]

@@ -32,15 +32,14 @@ import numpy as np
 import torch
 
 from fast_style import __version__
-from fast_style.errors import ConfigError, first_line
+from fast_style.checks import check_precision
+from fast_style.errors import first_line
 from fast_style.fileio import atomic_write, cache_root, read_regular_file
 from fast_style.models import ImageTransformNet
 from fast_style.models.transformer import UpsampleConvNormReLU
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "onnxruntime")
-PRECISIONS = ("fp32", "int8")
 CALIBRATION_SIZE = 256  # long side of the embedded sample photos that calibrate int8 activation ranges
 # bump when the exported graph changes for the same weights and versions (wrapper, clamp, names)
 EXPORT_FORMAT = 3  # 2: polyphase output conv (fast_style.export); 3: TorchScript exporter first
@@ -404,20 +403,6 @@ def quantize_int8(fp32: bytes, n_styles: int = 1) -> bytes:
         return out.read_bytes()
 
 
-def check_precision(precision: object) -> str:
-    """``fp32`` or ``int8``; else one ConfigError line."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision={precision!r}: choose {', '.join(PRECISIONS)}")
-    return str(precision)
-
-
-def check_backend(backend: object) -> str:
-    """``auto``, ``torch`` or ``onnxruntime``; else one ConfigError line."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend={backend!r}: choose {', '.join(BACKENDS)}")
-    return str(backend)
-
-
 class Verdict(Enum):
     """Where the options put the network, before anything is exported (:func:`choose_runtime`)."""
 
@@ -439,8 +424,9 @@ class BackendChoice:
 
 
 def choose_runtime(backend: str, device: torch.device, compile: bool) -> BackendChoice:
-    """Whether ``backend`` (checked by :func:`check_backend`) may run on onnxruntime for this
-    device and ``compile`` option, and if not, whether that is by request or a fallback (and why)."""
+    """Whether ``backend`` (checked by :func:`fast_style.checks.check_backend`) may run on
+    onnxruntime for this device and ``compile`` option, and if not, whether that is by request or
+    a fallback (and why)."""
     if backend == "torch":
         return BackendChoice(Verdict.TORCH)
     if device.type != "cpu":
@@ -470,7 +456,6 @@ class OnnxRuntimeNet:
         return self.session(batch, self.style_weights)
 
 
-__all__ = ["BACKENDS", "CACHE_LIMIT_BYTES", "PRECISIONS", "BackendChoice", "BackendUnavailable", "NotCached", "OnnxNet",
-           "OnnxRuntimeNet", "Verdict", "cache_key", "calibration_batches", "check_backend", "check_precision",
-           "choose_runtime", "export_fp32", "graph_mismatch", "model_digest", "onnx_cache_dir", "prune_cache",
-           "quantize_int8", "session_options"]
+__all__ = ["CACHE_LIMIT_BYTES", "BackendChoice", "BackendUnavailable", "NotCached", "OnnxNet", "OnnxRuntimeNet",
+           "Verdict", "cache_key", "calibration_batches", "choose_runtime", "export_fp32", "graph_mismatch",
+           "model_digest", "onnx_cache_dir", "prune_cache", "quantize_int8", "session_options"]

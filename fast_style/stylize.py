@@ -19,7 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from fast_style.backends import Backend, open_backend
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
-from fast_style.checks import integer_at_least
+from fast_style.checks import MIN_TILE, check_backend, check_precision, goes_tiled, integer_at_least
 from fast_style.color import check_mode as check_color_mode
 from fast_style.color import match_color, preserve_luminance
 from fast_style.device import resolve_device
@@ -27,8 +27,6 @@ from fast_style.errors import ConfigError, FastStyleError, ImageError, Interrupt
 from fast_style.fileio import ensure_writable_dir, safe_name
 from fast_style.images import SAVE_FORMATS, is_image_file, load_image, save_image, scale_image, to_pil, to_tensor
 from fast_style.models import ImageTransformNet
-from fast_style.onnx_backend import check_backend, check_precision
-from fast_style.tiling import MIN_TILE, goes_tiled
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +120,7 @@ class Stylizer:
     @property
     def backend(self) -> str:
         """What runs the network now, ``torch`` or ``onnxruntime`` (``backend=auto`` on a CPU may
-        move to onnxruntime once the work seen repays the export: :class:`fast_style.backends.AutoNet`)."""
+        move to onnxruntime once the work seen repays the export: :class:`fast_style.machine.AutoNet`)."""
         return self.net.name
 
     def note(self, message: str) -> None:
@@ -260,7 +258,7 @@ def check_scale(scale: object) -> float:
 
 
 def check_tile_size(tile_size: object) -> int | None:
-    """``None`` (whole images) or an integer >= :data:`~fast_style.tiling.MIN_TILE`; else one ConfigError line."""
+    """``None`` (whole images) or an integer >= :data:`~fast_style.checks.MIN_TILE`; else one ConfigError line."""
     if tile_size is None:
         return None
     return integer_at_least("tile_size", tile_size, MIN_TILE, " (pixels per tile side) or null for whole images")

@@ -36,9 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fast_style.checks import MIN_TILE, goes_tiled
 from fast_style.models.transformer import ConditionalInstanceNorm2d, ConvLayer, ImageTransformNet, ResidualBlock
-
-MIN_TILE = 64  # smaller tiles are all halo: the 9x9 convs alone need 4 px on each side
 
 Region = tuple[tuple[int, int], tuple[int, int]]  # ((h0, h1), (w0, w1)), half-open, map coordinates
 Size = tuple[int, int]
@@ -388,14 +387,8 @@ def stylize_tiled(
     return y
 
 
-def goes_tiled(tile_size: int | None, width: int, height: int) -> bool:
-    """Whether an image of this size goes through tiles: a side over ``tile_size`` (a sliver
-    under 8 px wide keeps one pass)."""
-    return tile_size is not None and max(width, height) > tile_size and min(width, height) >= 8
-
-
 class TiledNet:
-    """Backend (:class:`fast_style.backends.Backend`): images that :func:`goes_tiled` run through
+    """Backend (:class:`fast_style.backends.Backend`): images that :func:`~fast_style.checks.goes_tiled` run through
     :func:`stylize_tiled` (eager torch: the exported graph has no place for the per-layer
     whole-image statistics), the others through ``whole``. ``note``, when given, hears once that
     tiles run on torch while ``whole`` is onnxruntime."""
@@ -420,4 +413,4 @@ class TiledNet:
         return stylize_tiled(self.model, batch, self.tile_size, self.style_weights)
 
 
-__all__ = ["MIN_TILE", "TileReport", "TiledNet", "goes_tiled", "stylize_tiled"]
+__all__ = ["TileReport", "TiledNet", "stylize_tiled"]

@@ -1,4 +1,4 @@
-"""backend=auto on a CPU (fast_style.backends.AutoNet, fast_style.machine): the machine is measured
+"""backend=auto on a CPU (fast_style.machine: AutoNet and the machine profile): the machine is measured
 once and its profile cached and re-used; a bad profile file is one line, never a crash; the rule
 keeps a tiny cold job on torch and exports for a large one; the paths give the same images.
 
@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from fast_style import machine
-from fast_style.backends import AutoNet, Bf16Net, EagerNet
-from fast_style.machine import MachineProfile, fastest, machine_profile, profile_path, read_profile
+from fast_style.backends import Bf16Net, EagerNet
+from fast_style.machine import AutoNet, MachineProfile, fastest, machine_profile, profile_path, read_profile
 from fast_style.onnx_backend import NotCached, OnnxRuntimeNet
 from fast_style.stylize import Stylizer
 from tests.helpers import perturbed
@@ -67,7 +67,7 @@ class FakeOnnxNet:
 @pytest.fixture
 def fake_onnx(monkeypatch):
     FakeOnnxNet.cached, FakeOnnxNet.started = False, []
-    monkeypatch.setattr("fast_style.backends.OnnxNet", FakeOnnxNet)
+    monkeypatch.setattr("fast_style.onnx_backend.OnnxNet", FakeOnnxNet)
     return FakeOnnxNet
 
 

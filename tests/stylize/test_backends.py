@@ -13,8 +13,9 @@ import sys
 import pytest
 import torch
 
-from fast_style.backends import AutoNet, Backend, Bf16Net, CompiledNet, EagerNet, open_backend
+from fast_style.backends import Backend, Bf16Net, CompiledNet, EagerNet, open_backend
 from fast_style.color import preserve_luminance
+from fast_style.machine import AutoNet
 from fast_style.models import TransformerConfig
 from fast_style.onnx_backend import BackendChoice, NotCached, OnnxRuntimeNet, Verdict, choose_runtime
 from fast_style.stylize import Stylizer, normalized_weights
@@ -48,7 +49,7 @@ class FakeOnnxNet:
 def fake_onnx(monkeypatch):
     FakeOnnxNet.started = FakeOnnxNet.served = 0
     FakeOnnxNet.cached = False
-    monkeypatch.setattr("fast_style.backends.OnnxNet", FakeOnnxNet)
+    monkeypatch.setattr("fast_style.onnx_backend.OnnxNet", FakeOnnxNet)
     return FakeOnnxNet
 
 
@@ -74,7 +75,7 @@ def test_backend_torch_never_touches_onnxruntime(monkeypatch, caplog):
     def no_onnx(*args, **kwargs):
         raise AssertionError("onnxruntime started for backend=torch")
 
-    monkeypatch.setattr("fast_style.backends.OnnxNet", no_onnx)
+    monkeypatch.setattr("fast_style.onnx_backend.OnnxNet", no_onnx)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # an import would fail loudly too
     with caplog.at_level(logging.WARNING):
         s = Stylizer(perturbed(), device="cpu", backend="torch")
