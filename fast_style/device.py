@@ -3,6 +3,9 @@ does not import the training config to learn which device to use."""
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 from fast_style.errors import ConfigError
@@ -27,16 +30,27 @@ AMP_SETTINGS = ("auto", "none", "bf16")  # trainer.amp
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # CPU matrix units that run bf16 natively (oneDNN uses them)
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags as Linux lists them in /proc/cpuinfo (empty elsewhere)."""
+def cpu_description() -> tuple[str, list[str]]:
+    """(CPU model, sorted feature flags) from /proc/cpuinfo; the platform's processor name and no
+    flags elsewhere. What ``trainer.amp=auto`` and the machine profile of ``backend=auto`` decide by."""
+    model, flags = "", []
     try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "model name" and not model:
+                model = value.strip()
+            elif name.strip() in ("flags", "Features") and not flags:
+                flags = sorted(value.split())
+            if model and flags:
+                break
     except OSError:
         pass
-    return set()
+    return model or platform.processor() or platform.machine(), flags
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux lists them in /proc/cpuinfo (empty elsewhere)."""
+    return set(cpu_description()[1])
 
 
 def check_amp(setting: object) -> str:

@@ -38,6 +38,7 @@ import torch
 
 from fast_style import __version__, onnx_backend  # the module: tests stand in for its OnnxNet
 from fast_style.backends import Backend, Bf16Net, EagerNet, Note
+from fast_style.device import BF16_FLAGS, cpu_description
 from fast_style.errors import first_line
 from fast_style.fileio import atomic_write, read_regular_file
 from fast_style.models import ImageTransformNet
@@ -55,7 +56,6 @@ MEASURE_PIXELS = 500_000
 # networks (8 photos_val photos at 384 px, 2-core AMD EPYC with avx512_bf16): PSNR 53-63 dB,
 # style score 0.331 -> 0.330 for starry_night (docs/PERFORMANCE.md). int8 measured 25-49 dB.
 BF16_QUALITY = {"min_psnr_db": 40.0, "max_style_score_change": 0.01}
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # bf16 units; without them torch emulates bf16, far slower
 PATHS = ("torch", "onnxruntime", "bf16")  # what the rule picks among (bf16: torch autocast, channels_last)
 
 
@@ -85,23 +85,6 @@ def fastest(profile: MachineProfile, pixels: float, cached: bool) -> str:
     """The rule: the path of :data:`PATHS` with the least :meth:`MachineProfile.seconds` for a job
     of ``pixels`` (torch on a tie: nothing to start)."""
     return min(PATHS, key=lambda p: (profile.seconds(p, pixels, cached), PATHS.index(p)))
-
-
-def cpu_description() -> tuple[str, list[str]]:
-    """(CPU model, sorted flags) from /proc/cpuinfo; the platform's processor name elsewhere."""
-    model, flags = "", []
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            name, _, value = line.partition(":")
-            if name.strip() == "model name" and not model:
-                model = value.strip()
-            elif name.strip() in ("flags", "Features") and not flags:
-                flags = sorted(value.split())
-            if model and flags:
-                break
-    except OSError:
-        pass
-    return model or platform.processor() or platform.machine(), flags
 
 
 def has_bf16_units(flags: list[str] | None = None) -> bool:
@@ -316,6 +299,6 @@ class AutoNet:
         return self.current(batch)
 
 
-__all__ = ["AutoNet", "BF16_QUALITY", "MEASURE_PIXELS", "MEASURE_SIDE", "PATHS", "MachineProfile", "cpu_description",
+__all__ = ["AutoNet", "BF16_QUALITY", "MEASURE_PIXELS", "MEASURE_SIDE", "PATHS", "MachineProfile",
            "fastest", "has_bf16_units", "machine_key", "machine_profile", "measure_machine", "profile_path",
            "read_profile"]
