@@ -174,6 +174,23 @@ def optimize_image(
     monotone decrease. Out-of-range pixels still get the gradient that pulls them back inside
     (:func:`clamp01`); with the plain clamp's zero gradient they stayed saturated.
     """
+    content, init = _checked_inputs(optimizer, max_iter, content, init)
+    pixels = _Pixels(criterion, content, init, luminance_only)
+    if loss_scale is None:
+        loss_scale = pixels.unit_gradient_scale()
+    log = _Log(pixels, max_iter, snapshot_at, save_every, on_snapshot, progress=progress, desc=desc)
+    marks = _snapshot_marks(snapshot_at, save_every, max_iter)
+    if optimizer == "lbfgs":
+        _run_lbfgs(pixels, log, marks, 1.0 if lr is None else lr, loss_scale)
+    else:
+        _run_adam(pixels, log, marks, 0.02 if lr is None else lr, loss_scale, max_iter)
+    return log.finish(float(loss_scale))
+
+
+def _checked_inputs(
+    optimizer: str, max_iter: int, content: torch.Tensor, init: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``content`` and ``init`` as batches of one, after refusing what cannot run."""
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"optimizer={optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
     if max_iter < 0:
@@ -182,105 +199,168 @@ def optimize_image(
     init = init if init.dim() == 4 else init.unsqueeze(0)
     if init.shape != content.shape:
         raise ConfigError(f"initial image {tuple(init.shape)} and content {tuple(content.shape)} differ in size")
-    if luminance_only:
-        content, init = grey(content), luminance(init)
-    target = criterion.content_target(content)
-    # Start inside [0, 1] (a bicubic upsample between scales overshoots): the loss only sees the
-    # clamped image, so an out-of-range start would only be pulled back over several steps.
-    x = init.detach().clamp(0, 1).to(content.device).requires_grad_(True)
+    return content, init
 
-    def image() -> torch.Tensor:  # what the loss sees: x, or the luminance x on three channels
-        return grey(x) if luminance_only else x
 
-    if loss_scale is None:
-        terms = criterion.terms(clamp01(image()), target)
-        (grad,) = torch.autograd.grad(terms.total, x)
-        mean_abs = grad.abs().mean().item()
-        loss_scale = 1.0 / mean_abs if mean_abs > 0 and math.isfinite(mean_abs) else 1.0
-
+def _snapshot_marks(snapshot_at: Sequence[int], save_every: int, max_iter: int) -> list[int]:
+    """The iterates to snapshot, ascending: those asked for, every ``save_every``-th and the last."""
     marks = sorted({i for i in snapshot_at if 0 <= i <= max_iter} | {max_iter})
     if save_every > 0:
         marks = sorted(set(marks) | set(range(save_every, max_iter + 1, save_every)))
-    result = OptimizeResult(image=image().detach().cpu(), loss_scale=float(loss_scale))
-    best: dict[int, tuple[float, dict[str, float], float]] = {}  # iterate -> (total, terms, seconds)
-    counter = {"evals": 0, "iter": 0}
-    t0 = time.perf_counter()
+    return marks
 
-    def record(i: int, terms: LossTerms) -> None:
+
+class _Pixels:
+    """The variable being optimised and the loss it is measured with."""
+
+    def __init__(self, criterion: PerceptualLoss, content: torch.Tensor, init: torch.Tensor, luminance_only: bool):
+        if luminance_only:
+            content, init = grey(content), luminance(init)
+        self.criterion = criterion
+        self.luminance_only = luminance_only
+        self.target = criterion.content_target(content)
+        # Start inside [0, 1] (a bicubic upsample between scales overshoots): the loss only sees the
+        # clamped image, so an out-of-range start would only be pulled back over several steps.
+        self.x = init.detach().clamp(0, 1).to(content.device).requires_grad_(True)
+
+    def image(self) -> torch.Tensor:
+        """What the loss sees: x, or the luminance x on three channels."""
+        return grey(self.x) if self.luminance_only else self.x
+
+    def clamped(self) -> torch.Tensor:
+        """The image as it is saved: clamped to [0, 1], on the CPU."""
+        return self.image().detach().clamp(0, 1).cpu()
+
+    def terms(self) -> LossTerms:
+        """The unscaled loss of the clamped image."""
+        return self.criterion.terms(clamp01(self.image()), self.target)
+
+    def unit_gradient_scale(self) -> float:
+        """The ``loss_scale`` that makes the mean absolute gradient at this image 1 (module docstring)."""
+        (grad,) = torch.autograd.grad(self.terms().total, self.x)
+        mean_abs = grad.abs().mean().item()
+        return 1.0 / mean_abs if mean_abs > 0 and math.isfinite(mean_abs) else 1.0
+
+
+class _Log:
+    """What is kept of each iterate while optimising: the lowest loss terms evaluated for it (an
+    L-BFGS line search evaluates one iterate several times) and when, the snapshots asked for,
+    the evaluation count; and the progress bar."""
+
+    def __init__(
+        self,
+        pixels: _Pixels,
+        max_iter: int,
+        snapshot_at: Sequence[int],
+        save_every: int,
+        on_snapshot: Callable[[int, torch.Tensor], None] | None,
+        *,
+        progress: bool,
+        desc: str,
+    ):
+        self.pixels = pixels
+        self.max_iter = max_iter
+        self.snapshot_at = snapshot_at
+        self.save_every = save_every
+        self.on_snapshot = on_snapshot
+        self.best: dict[int, tuple[float, dict[str, float], float]] = {}  # iterate -> (total, terms, seconds)
+        self.snapshots: dict[int, torch.Tensor] = {}
+        self.evaluations = 0
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(total=max_iter, desc=desc, unit="it", disable=not progress, dynamic_ncols=True)
+
+    def record(self, i: int, terms: LossTerms) -> None:
+        """One evaluation of iterate ``i``; its lowest total is the one kept."""
         values = terms_dict(terms)
-        if i not in best or values["total"] < best[i][0]:
-            best[i] = (values["total"], values, time.perf_counter() - t0)
+        self.evaluations += 1
+        if i not in self.best or values["total"] < self.best[i][0]:
+            self.best[i] = (values["total"], values, time.perf_counter() - self.t0)
 
-    def snapshot(i: int) -> None:
-        current = image().detach().clamp(0, 1).cpu()
-        if i in snapshot_at or (save_every > 0 and i % save_every == 0) or i == max_iter:
-            result.snapshots[i] = current
-            if on_snapshot is not None:
-                on_snapshot(i, current)
+    def advance(self, shown: int) -> None:
+        """One iteration done: the bar moves and shows the loss terms of iterate ``shown``."""
+        self.bar.update(1)
+        if shown in self.best:
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in self.best[shown][1].items()})
 
-    bar = tqdm(total=max_iter, desc=desc, unit="it", disable=not progress, dynamic_ncols=True)
-    if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS(
-            [x], lr=1.0 if lr is None else lr, max_iter=1, max_eval=10**9,
-            tolerance_grad=1e-12, tolerance_change=0.0, history_size=100, line_search_fn="strong_wolfe",
+    def snapshot(self, i: int) -> None:
+        """Keep the current image as iterate ``i``'s and pass it to ``on_snapshot``."""
+        current = self.pixels.clamped()
+        if i in self.snapshot_at or (self.save_every > 0 and i % self.save_every == 0) or i == self.max_iter:
+            self.snapshots[i] = current
+            if self.on_snapshot is not None:
+                self.on_snapshot(i, current)
+
+    def finish(self, loss_scale: float) -> OptimizeResult:
+        """Close the bar and return the result, the last iterate measured exactly (its line search
+        may still be holding a better trial)."""
+        self.bar.close()
+        best = self.best
+        with torch.no_grad():
+            last = max(best) if best else 0
+            terms = self.pixels.criterion.terms(self.pixels.image().clamp(0, 1), self.pixels.target)
+            seconds = best[last][2] if last in best else time.perf_counter() - self.t0
+            best[last] = (0.0, terms_dict(terms), seconds)
+        return OptimizeResult(
+            image=self.pixels.clamped(),
+            history=[best[i][1] for i in sorted(best)],
+            snapshots=self.snapshots,
+            times=[best[i][2] for i in sorted(best)],
+            loss_scale=loss_scale,
+            seconds=time.perf_counter() - self.t0,
+            evaluations=self.evaluations,
         )
 
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            terms = criterion.terms(clamp01(image()), target)
-            # Iterate this evaluation belongs to: n_iter is bumped before each line search, so
-            # evaluations inside iteration k's search count for iterate k, whose value is the
-            # lowest of them (strong Wolfe keeps the best bracket point).
-            i = opt.state[x].get("n_iter", 0)
-            record(i, terms)
-            counter["evals"] += 1
-            if i > counter["iter"]:
-                counter["iter"] = i
-                bar.update(1)
-                if best.get(i - 1):
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in best[i - 1][1].items()})
-            scaled = terms.total * loss_scale
-            scaled.backward()
-            return scaled
 
-        done = 0
-        for mark in marks:
-            if mark > done:
-                opt.param_groups[0]["max_iter"] = mark - done
-                opt.step(closure)
-                done = opt.state[x].get("n_iter", 0)
-            snapshot(mark)
-            if done < mark:  # converged early (gradient vanished): nothing more will change
-                break
-    else:
-        opt = torch.optim.Adam([x], lr=0.02 if lr is None else lr)
-        for i in range(max_iter + 1):
-            opt.zero_grad()
-            terms = criterion.terms(clamp01(image()), target)
-            record(i, terms)
-            counter["evals"] += 1
-            if i in marks:
-                snapshot(i)
-            if i == max_iter:
-                break
-            (terms.total * loss_scale).backward()
-            opt.step()
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in best[i][1].items()})
-    bar.close()
+def _run_lbfgs(pixels: _Pixels, log: _Log, marks: list[int], lr: float, loss_scale: float) -> None:
+    """L-BFGS up to each mark in turn, snapshotting there; stops early where it converged."""
+    x = pixels.x
+    opt = torch.optim.LBFGS(
+        [x], lr=lr, max_iter=1, max_eval=10**9,
+        tolerance_grad=1e-12, tolerance_change=0.0, history_size=100, line_search_fn="strong_wolfe",
+    )
+    reached = 0
 
-    # The exact value of the last iterate (its line search may still be holding a better trial).
-    with torch.no_grad():
-        last = max(best) if best else 0
-        terms = criterion.terms(image().clamp(0, 1), target)
-        seconds = best[last][2] if last in best else time.perf_counter() - t0
-        best[last] = (0.0, terms_dict(terms), seconds)
-    result.history = [best[i][1] for i in sorted(best)]
-    result.times = [best[i][2] for i in sorted(best)]
-    result.seconds = time.perf_counter() - t0
-    result.evaluations = counter["evals"]
-    result.image = image().detach().clamp(0, 1).cpu()
-    return result
+    def closure() -> torch.Tensor:
+        nonlocal reached
+        opt.zero_grad()
+        terms = pixels.terms()
+        # Iterate this evaluation belongs to: n_iter is bumped before each line search, so
+        # evaluations inside iteration k's search count for iterate k, whose value is the
+        # lowest of them (strong Wolfe keeps the best bracket point).
+        i = opt.state[x].get("n_iter", 0)
+        log.record(i, terms)
+        if i > reached:
+            reached = i
+            log.advance(i - 1)
+        scaled = terms.total * loss_scale
+        scaled.backward()
+        return scaled
+
+    done = 0
+    for mark in marks:
+        if mark > done:
+            opt.param_groups[0]["max_iter"] = mark - done
+            opt.step(closure)
+            done = opt.state[x].get("n_iter", 0)
+        log.snapshot(mark)
+        if done < mark:  # converged early (gradient vanished): nothing more will change
+            break
+
+
+def _run_adam(pixels: _Pixels, log: _Log, marks: list[int], lr: float, loss_scale: float, max_iter: int) -> None:
+    """``max_iter`` Adam steps, each iterate measured once and snapshotted at the marks."""
+    opt = torch.optim.Adam([pixels.x], lr=lr)
+    for i in range(max_iter + 1):
+        opt.zero_grad()
+        terms = pixels.terms()
+        log.record(i, terms)
+        if i in marks:
+            log.snapshot(i)
+        if i == max_iter:
+            break
+        (terms.total * loss_scale).backward()
+        opt.step()
+        log.advance(i)
 
 
 def optimize_multiscale(
