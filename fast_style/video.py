@@ -155,7 +155,7 @@ def stylize_video(
 ) -> VideoReport:
     """Stylize every frame of ``src`` into ``dst`` (H.264, same frame rate; audio copied as is)."""
     try:
-        import av
+        import av  # noqa: F401 - the helpers import it again; this is the one-line refusal
     except ImportError:
         raise FastStyleError("video needs PyAV: pip install av") from None
     check_temporal_smoothing(temporal_smoothing)
@@ -163,6 +163,40 @@ def stylize_video(
     src, dst = Path(src), Path(dst)
     if dst.resolve() == src.resolve():
         raise ConfigError(f"output {dst} would overwrite the input video")
+    inp = _open_video(src, stylizer)
+    vin = inp.streams.video[0]
+    ain = inp.streams.audio[0] if inp.streams.audio else None
+    fps = vin.average_rate or Fraction(25)
+    frames = frame_stylizer(stylizer, temporal_smoothing)  # a fresh smoothed network per video
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
+    bar = tqdm(total=vin.frames or None, desc=f"video ({stylizer.style})", unit="frame", disable=not progress)
+    writer = _VideoWriter(tmp, vin, ain, fps, crf, frames, batch_size, bar)
+    try:
+        stopped = _transcode(inp, vin, ain, writer)
+        writer.close()
+        inp.close()
+        if writer.n_frames == 0 and stopped:
+            if stopped == "interrupted":
+                raise Interrupted("interrupted before the first frame was stylized; nothing written")
+            raise FastStyleError(f"{src}: no frame could be stylized ({stopped})")
+        os.replace(tmp, dst)
+    except BaseException:
+        writer.close()
+        inp.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    if stopped == "interrupted":
+        raise Interrupted(f"interrupted: the {writer.n_frames} frames stylized so far are kept in {dst}")
+    if stopped:
+        log.warning("%s: %s; the %d frames before it are kept in %s", src, stopped, writer.n_frames, dst)
+    return VideoReport(dst, writer.n_frames, fps, writer.aout is not None)
+
+
+def _open_video(src: Path, stylizer: Stylizer):
+    """``src`` opened for reading, once it is known to hold a video stream within the pixel cap."""
+    import av
+
     try:
         inp = av.open(str(src))
     except (av.error.FFmpegError, OSError) as e:
@@ -170,86 +204,94 @@ def stylize_video(
     if not inp.streams.video:
         raise FastStyleError(f"{src}: has no video stream")
     vin = inp.streams.video[0]
-    ain = inp.streams.audio[0] if inp.streams.audio else None
-    fps = vin.average_rate or Fraction(25)
     try:  # the pixel cap, before any frame is decoded or the output opened
         stylizer.check_size(vin.codec_context.width, vin.codec_context.height, what=str(src))
     except FastStyleError:
         inp.close()
         raise
-    frames = frame_stylizer(stylizer, temporal_smoothing)  # a fresh smoothed network per video
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
-    out = av.open(str(tmp), mode="w")
-    vout = out.add_stream("libx264", rate=fps)
-    vout.width, vout.height = vin.codec_context.width // 2 * 2, vin.codec_context.height // 2 * 2
-    vout.pix_fmt = "yuv420p"
-    vout.options = {"crf": str(crf)}
-    aout = out.add_stream_from_template(ain) if ain is not None else None
-    n_frames = 0
-    batch: list[np.ndarray] = []
+    return inp
 
-    def flush() -> None:
-        nonlocal n_frames
-        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float().div_(255)
+
+class _VideoWriter:
+    """The output file: H.264 (even width and height, yuv420p) at the input's frame rate, a copy
+    of its audio stream; frames are stylized in batches of ``batch_size`` and encoded in order."""
+
+    def __init__(self, path: Path, vin, ain, fps: Fraction, crf: int, frames: Stylizer, batch_size: int, bar: tqdm):
+        import av
+
+        self.frames, self.batch_size, self.bar = frames, batch_size, bar
+        self.out = av.open(str(path), mode="w")
+        self.vout = self.out.add_stream("libx264", rate=fps)
+        self.vout.width, self.vout.height = vin.codec_context.width // 2 * 2, vin.codec_context.height // 2 * 2
+        self.vout.pix_fmt = "yuv420p"
+        self.vout.options = {"crf": str(crf)}
+        self.aout = self.out.add_stream_from_template(ain) if ain is not None else None
+        self.batch: list[np.ndarray] = []
+        self.n_frames = 0
+
+    def copy_audio(self, packet) -> None:
+        if packet.dts is not None:
+            packet.stream = self.aout
+            self.out.mux(packet)
+
+    def add(self, rgb_frames: list[np.ndarray]) -> None:
+        """Queue decoded frames; a full batch is stylized and encoded."""
+        self.batch.extend(rgb_frames)
+        if len(self.batch) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Stylize and encode the queued frames."""
+        import av
+
+        x = torch.from_numpy(np.stack(self.batch)).permute(0, 3, 1, 2).float().div_(255)
         with torch.inference_mode():
-            y = frames.stylize_batch(x)  # strength, colour and style options apply
+            y = self.frames.stylize_batch(x)  # strength, colour and style options apply
             arr = y.mul(255).round_().byte().permute(0, 2, 3, 1).cpu().numpy()
         for frame_rgb in arr:
-            frame = av.VideoFrame.from_ndarray(frame_rgb[: vout.height, : vout.width], format="rgb24")
-            frame.pts = n_frames
-            for packet in vout.encode(frame):
-                out.mux(packet)
-            n_frames += 1
-            bar.update(1)
-        batch.clear()
+            frame = av.VideoFrame.from_ndarray(frame_rgb[: self.vout.height, : self.vout.width], format="rgb24")
+            frame.pts = self.n_frames
+            for packet in self.vout.encode(frame):
+                self.out.mux(packet)
+            self.n_frames += 1
+            self.bar.update(1)
+        self.batch.clear()
 
-    total = vin.frames or None
-    stopped: str | None = None  # why reading stopped early: a damaged stream or Ctrl-C
+    def finish(self) -> None:
+        """Encode what is still queued and drain the encoder."""
+        if self.batch:
+            self.flush()
+        for packet in self.vout.encode(None):
+            self.out.mux(packet)
+
+    def close(self) -> None:
+        """Close the progress bar and the file (again after an error: both allow it)."""
+        self.bar.close()
+        self.out.close()
+
+
+def _transcode(inp, vin, ain, writer: _VideoWriter) -> str | None:
+    """Every frame of ``inp`` through ``writer``, its audio copied. Returns why reading stopped
+    early (a damaged stream: the frames decoded so far are kept; Ctrl-C), or None."""
+    import av
+
+    stopped: str | None = None
     try:
-        with tqdm(total=total, desc=f"video ({stylizer.style})", unit="frame", disable=not progress) as bar:
-            streams = [s for s in (vin, ain) if s is not None]
-            try:
-                for packet in inp.demux(*streams):
-                    if packet.stream is ain:
-                        if packet.dts is not None:
-                            packet.stream = aout
-                            out.mux(packet)
-                        continue
-                    for frame in packet.decode():
-                        batch.append(frame.to_ndarray(format="rgb24"))
-                        if len(batch) == batch_size:
-                            flush()
-            except av.error.FFmpegError as e:  # cut mid-stream, garbage packets: keep what decoded
-                stopped = f"cannot decode past frame {n_frames + len(batch)} ({first_line(e, 100)})"
-                held = []
-                with suppress(av.error.FFmpegError, IndexError, ValueError):  # frames the decoder still holds
-                    held = [f.to_ndarray(format="rgb24") for f in vin.codec_context.decode(None)]
-                for i in range(0, len(held), batch_size):
-                    batch.extend(held[i : i + batch_size])
-                    if len(batch) >= batch_size:
-                        flush()
-            except KeyboardInterrupt:
-                batch.clear()
-                stopped = "interrupted"
-            if batch:
-                flush()
-            for packet in vout.encode(None):
-                out.mux(packet)
-        out.close()
-        inp.close()
-        if n_frames == 0 and stopped:
-            if stopped == "interrupted":
-                raise Interrupted("interrupted before the first frame was stylized; nothing written")
-            raise FastStyleError(f"{src}: no frame could be stylized ({stopped})")
-        os.replace(tmp, dst)
-    except BaseException:
-        out.close()
-        inp.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    if stopped == "interrupted":
-        raise Interrupted(f"interrupted: the {n_frames} frames stylized so far are kept in {dst}")
-    if stopped:
-        log.warning("%s: %s; the %d frames before it are kept in %s", src, stopped, n_frames, dst)
-    return VideoReport(dst, n_frames, fps, aout is not None)
+        for packet in inp.demux(*[s for s in (vin, ain) if s is not None]):
+            if packet.stream is ain:
+                writer.copy_audio(packet)
+                continue
+            for frame in packet.decode():
+                writer.add([frame.to_ndarray(format="rgb24")])
+    except av.error.FFmpegError as e:  # cut mid-stream, garbage packets: keep what decoded
+        stopped = f"cannot decode past frame {writer.n_frames + len(writer.batch)} ({first_line(e, 100)})"
+        held = []
+        with suppress(av.error.FFmpegError, IndexError, ValueError):  # frames the decoder still holds
+            held = [f.to_ndarray(format="rgb24") for f in vin.codec_context.decode(None)]
+        for i in range(0, len(held), writer.batch_size):
+            writer.add(held[i : i + writer.batch_size])
+    except KeyboardInterrupt:
+        writer.batch.clear()
+        stopped = "interrupted"
+    writer.finish()
+    return stopped
