@@ -163,7 +163,18 @@ class TrainConfig:
     verbose: bool = False  # true: full tracebacks instead of one-line errors
 
     def validate(self) -> TrainConfig:
-        """Check values before any expensive work, so mistakes cost seconds, not GPU hours."""
+        """Check values before any expensive work, so mistakes cost seconds, not GPU hours. The
+        checks run in this order and the first that fails is the one line the user sees."""
+        self._check_sizes()
+        self._check_numbers()
+        self._check_trainer()
+        self._check_styles()
+        self._check_model()
+        self._check_data_and_devices()
+        return self
+
+    def _check_sizes(self) -> None:
+        """Counts and pixel sizes are positive integers within bounds; the seed fits a generator."""
         positive = {
             "data.image_size": self.data.image_size,
             "data.batch_size": self.data.batch_size,
@@ -189,6 +200,9 @@ class TrainConfig:
             raise ConfigError(
                 f"data.image_size must be a multiple of 4 (two stride-2 convs), got {self.data.image_size}"
             )
+
+    def _check_numbers(self) -> None:
+        """The numeric options are numbers (a YAML typo gives a string); the run has a length."""
         numbers = {
             "trainer.steps": (self.trainer.steps, int),
             "trainer.lr": (self.trainer.lr, (int, float)),
@@ -208,6 +222,10 @@ class TrainConfig:
             raise ConfigError(
                 f"trainer.steps must be >= 1, got {self.trainer.steps} (0 steps would save an untrained network)"
             )
+
+    def _check_trainer(self) -> None:
+        """overwrite, resume_check, data.max_bad_fraction and the trainer's options (learning rate,
+        rollbacks, schedule, compile, memory layout, amp)."""
         for key in ("overwrite", "resume_check"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
@@ -229,6 +247,10 @@ class TrainConfig:
             if not isinstance(getattr(self.trainer, key), bool):
                 raise ConfigError(f"trainer.{key} must be true or false, got {getattr(self.trainer, key)!r}")
         check_amp(self.trainer.amp)
+
+    def _check_styles(self) -> None:
+        """One style, or several for a multi-style network (finetune adds to one); each style's
+        colour option and weights."""
         if self.finetune and not self.styles:
             raise ConfigError("finetune= needs the new style(s) to add: styles=[name, ...]")
         if self.init_from and self.finetune:
@@ -253,18 +275,23 @@ class TrainConfig:
                 value = getattr(s, key)
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                     raise ConfigError(f"style {s.name}: {key} must be a number >= 0, got {value!r}")
+
+    def _check_model(self) -> None:
+        """The network's size has bounds (and data.workers, checked with it, is not negative)."""
         if self.data.workers < 0 or self.model.n_residual < 0:
             raise ConfigError("data.workers and model.n_residual must be >= 0")
         if self.model.n_residual > MAX_RESIDUAL or self.model.width > MAX_WIDTH:
             raise ConfigError(f"model.n_residual must be <= {MAX_RESIDUAL} and model.width <= {MAX_WIDTH}, got "
                               f"{self.model.n_residual} and {self.model.width}")
+
+    def _check_data_and_devices(self) -> None:
+        """There is data to read, and the DDP backend, logger and device exist."""
         if self.data.root is None and self.data.shards is None:
             raise ConfigError("data.root is not set; pass data.root=/path/to/coco/train2014")
         check_backend(self.trainer.ddp_backend)
         if self.logger.kind not in ("none", "visdom"):
             raise ConfigError(f"logger={self.logger.kind!r}: choose visdom or none")
         resolve_device(self.device)
-        return self
 
 
 def _build(cls: type, values: Any, prefix: str) -> Any:
