@@ -107,6 +107,21 @@ def _score(criterion: PerceptualLoss, image: torch.Tensor, photo: torch.Tensor) 
     return terms_dict(terms)
 
 
+@dataclass
+class _Yardsticks:
+    """The two measures every image gets: the checkpoint's own loss on vgg19_caffe (``criterion``)
+    and the independent style score and content change (``scorer``)."""
+
+    criterion: PerceptualLoss
+    scorer: StyleScorer
+
+    def row(self, path: Path, method: str, image: torch.Tensor, photo: torch.Tensor, seconds: float) -> dict[str, Any]:
+        """One report row: ``image`` (made from ``photo`` by ``method`` in ``seconds``) measured both ways."""
+        measured = self.scorer.score(image, photo)
+        return {"photo": path.name, "method": method, **_score(self.criterion, image, photo), "seconds": seconds,
+                "style_score": measured.style, "content_change": measured.content}
+
+
 def evaluate(
     ckpt: str | Path,
     photos: str | Path,
@@ -125,11 +140,7 @@ def evaluate(
     ``init``: where each L-BFGS run starts, ``noise`` (uniform white noise from ``seed``) or
     ``content`` (the photo); the matching iteration is only comparable between reports of one init.
     """
-    iters = sorted({int(i) for i in iters})
-    if not iters or iters[0] < 1:
-        raise ConfigError(f"iters must be positive iteration counts, got {iters}")
-    if init not in GATYS_INITS:
-        raise ConfigError(f"init={init!r}: Gatys' L-BFGS starts from {' or '.join(GATYS_INITS)}")
+    iters = _checked_iters(iters, init)
     dev = resolve_device(device)
     state = load_checkpoint(ckpt)
     train_config = state.get("config") or {}
@@ -141,11 +152,43 @@ def evaluate(
     # normalised: each style layer relative to these photos' own distance to the painting
     criterion = build_criterion(EVAL_LOSS_NET, load_style_tensor(style_path, style_size), loss_cfg, device=dev,
                                 reference=[load_batch(p, size) for p in paths])
-    scorer = StyleScorer(load_style_tensor(style_path, MEASURE_SIZE), device=dev)
+    sticks = _Yardsticks(criterion, StyleScorer(load_style_tensor(style_path, MEASURE_SIZE), device=dev))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    report = EvalReport(settings=_settings(
+        ckpt, state, loss_cfg, paths, dev, style_image=str(style_path), style_size=style_size, size=size,
+        iters=iters, gatys_init=init, seed=seed,
+    ))
+    shown = iters[-2:] if len(iters) > 1 else iters
+    with torch.no_grad():  # warm-up, so the first photo's time is not allocator/first-call cost
+        model(load_batch(paths[0], size).to(dev))
+    grid_rows = [
+        _evaluate_photo(report, sticks, model, path, load_batch(path, size).to(dev), iters, shown,
+                        init=init, seed=seed, progress=progress)
+        for path in paths
+    ]
+    fast_mean = _add_means(report)
+    _write_files(report, grid_rows, shown, fast_mean, out, init)
+    return report
 
-    report = EvalReport(settings={
+
+def _checked_iters(iters: list[int] | tuple[int, ...], init: str) -> list[int]:
+    """The iterations to report, ascending and distinct, once they and ``init`` are known to be valid."""
+    iters = sorted({int(i) for i in iters})
+    if not iters or iters[0] < 1:
+        raise ConfigError(f"iters must be positive iteration counts, got {iters}")
+    if init not in GATYS_INITS:
+        raise ConfigError(f"init={init!r}: Gatys' L-BFGS starts from {' or '.join(GATYS_INITS)}")
+    return iters
+
+
+def _settings(
+    ckpt: str | Path, state: dict[str, Any], loss_cfg: LossConfig, paths: list[Path], dev: torch.device,
+    **choices: Any,
+) -> dict[str, Any]:
+    """What a report was measured with: the checkpoint, both yardsticks, this run's ``choices``
+    (in the order given) and the machine."""
+    return {
         "ckpt": str(ckpt), "style": state.get("style"), "trained_with": state.get("loss_net"),
         "step": state.get("step"), "eval_loss_net": EVAL_LOSS_NET, "loss": {
             "content_weight": loss_cfg.content_weight, "style_weight": loss_cfg.style_weight,
@@ -153,41 +196,42 @@ def evaluate(
             "style_layers": list(loss_cfg.style_layers), "normalize": loss_cfg.normalize},
         "measure": {"loss_net": "vgg19_caffe", "size": MEASURE_SIZE, "style_layers": "relu1_1..relu5_1",
                     "content_layer": "relu4_2"},
-        "style_image": str(style_path), "style_size": style_size, "size": size, "iters": iters,
-        "gatys_init": init, "seed": seed,
+        **choices,
         "device": str(dev), "threads": torch.get_num_threads(),
         "photos": [str(p) for p in paths],
-    })
-    grid_rows: list[torch.Tensor] = []
-    shown = iters[-2:] if len(iters) > 1 else iters
-    with torch.no_grad():  # warm-up, so the first photo's time is not allocator/first-call cost
-        model(load_batch(paths[0], size).to(dev))
-    for path in paths:
-        photo = load_batch(path, size).to(dev)
-        _sync(dev)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            fast = model.stylize(photo)
-        _sync(dev)
-        fast_s = time.perf_counter() - t0
-        def row(method: str, image: torch.Tensor, seconds: float) -> dict[str, Any]:
-            measured = scorer.score(image, photo)
-            return {"photo": path.name, "method": method, **_score(criterion, image, photo), "seconds": seconds,
-                    "style_score": measured.style, "content_change": measured.content}
+    }
 
-        report.rows.append(row("photo", photo, 0.0))
-        report.rows.append(row("fast-style", fast, fast_s))
-        start = initial_image(init, photo, seed=seed)
-        res = optimize_image(criterion, photo, start, max_iter=iters[-1], snapshot_at=iters, progress=progress,
-                             desc=f"L-BFGS from {init} {path.name}")
-        for i in iters:
-            image = res.snapshots.get(i, res.image)
-            seconds = res.times[min(i, len(res.times) - 1)]
-            report.rows.append(row(f"gatys-{i}", image, seconds))
-        report.curves[path.name] = [h["total"] for h in res.history]
-        tiles = [photo.cpu(), fast.cpu()] + [res.snapshots.get(i, res.image) for i in shown]
-        grid_rows.append(image_grid([torch.cat(tiles)]))
 
+def _evaluate_photo(
+    report: EvalReport, sticks: _Yardsticks, model: torch.nn.Module, path: Path, photo: torch.Tensor,
+    iters: list[int], shown: list[int], *, init: str, seed: int, progress: bool,
+) -> torch.Tensor:
+    """Add one photo's rows (the photo, the network, each Gatys iterate in ``iters``) and its
+    L-BFGS curve to ``report``; returns its grid strip (photo, network, the ``shown`` iterates)."""
+    dev = photo.device
+    _sync(dev)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        fast = model.stylize(photo)
+    _sync(dev)
+    fast_s = time.perf_counter() - t0
+    report.rows.append(sticks.row(path, "photo", photo, photo, 0.0))
+    report.rows.append(sticks.row(path, "fast-style", fast, photo, fast_s))
+    start = initial_image(init, photo, seed=seed)
+    res = optimize_image(sticks.criterion, photo, start, max_iter=iters[-1], snapshot_at=iters, progress=progress,
+                         desc=f"L-BFGS from {init} {path.name}")
+    for i in iters:
+        image = res.snapshots.get(i, res.image)
+        seconds = res.times[min(i, len(res.times) - 1)]
+        report.rows.append(sticks.row(path, f"gatys-{i}", image, photo, seconds))
+    report.curves[path.name] = [h["total"] for h in res.history]
+    tiles = [photo.cpu(), fast.cpu()] + [res.snapshots.get(i, res.image) for i in shown]
+    return image_grid([torch.cat(tiles)])
+
+
+def _add_means(report: EvalReport) -> float:
+    """Add each method's mean row and the L-BFGS iterate the network matches; returns the
+    network's mean total loss."""
     methods = list(dict.fromkeys(r["method"] for r in report.rows))
     for m in methods:
         rows = [r for r in report.rows if r["method"] == m]
@@ -195,7 +239,13 @@ def evaluate(
         report.means.append({"photo": "mean", "method": m, **mean})
     fast_mean = next(r["total"] for r in report.means if r["method"] == "fast-style")
     report.settings["fast_style_matches_iteration"] = _matching_iteration(report.curves, fast_mean)
+    return fast_mean
 
+
+def _write_files(
+    report: EvalReport, grid_rows: list[torch.Tensor], shown: list[int], fast_mean: float, out: Path, init: str
+) -> None:
+    """losses.csv, grid.png, loss_vs_iter.png and losses.json in ``out``, listed in ``report.files``."""
     report.files["csv"] = str(_write_csv(report, out / "losses.csv"))
     report.files["grid"] = str(_write_grid(grid_rows, out / "grid.png"))
     report.files["plot"] = str(plot_curves(report.curves, fast_mean, out / "loss_vs_iter.png", init))
@@ -203,7 +253,6 @@ def evaluate(
     (out / "losses.json").write_text(json.dumps(
         {"settings": report.settings, "rows": report.rows, "means": report.means, "curves": report.curves,
          "grid_columns": ["photo", "fast-style", *[f"gatys-{i}" for i in shown]], "files": report.files}, indent=2))
-    return report
 
 
 COLUMNS = (*TERMS, "seconds", "style_score", "content_change")
