@@ -106,6 +106,23 @@ def preprocess(
     if out.exists() and not out.is_dir():  # before the listing: a typo is found at once
         raise ConfigError(f"out={out} is a file, not a folder; name a folder for the shards")
     files = list_images(root, "data.root")
+    _clear_output(root, out, overwrite)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    writer = _ShardWriter(out, min(shard_size, len(files)), image_size)
+    sources, skipped = _crop_all(files, image_size, workers, writer, progress)
+    check_bad_fraction(len(skipped), len(files), max_bad_fraction)
+    if not sources:
+        raise ConfigError(f"data.root={root}: no readable images")
+    _write_index(out, root, image_size, len(files), writer.shards, sources, skipped)
+    return PreprocessReport(
+        out=out, image_size=image_size, n_images=len(sources), n_listed=len(files), skipped=skipped,
+        shards=len(writer.shards), bytes=writer.bytes, seconds=time.perf_counter() - t0,
+    )
+
+
+def _clear_output(root: str | Path, out: Path, overwrite: bool) -> None:
+    """Make ``out`` ready for new shards: refused where it holds shards (without ``overwrite``) or
+    is the photo folder; the old index and shards are removed."""
     if (out / INDEX).exists() and not overwrite:
         raise ConfigError(f"out={out}: already holds shards ({INDEX}); pass overwrite=true to replace them")
     if out.resolve() == Path(root).expanduser().resolve():
@@ -115,24 +132,41 @@ def preprocess(
     for old in out.glob("images-*.npy"):
         old.unlink()
 
-    workers = (os.cpu_count() or 1) if workers is None else workers
+
+class _ShardWriter:
+    """Cropped images gathered in a buffer of ``capacity`` and saved as numbered shard files."""
+
+    def __init__(self, out: Path, capacity: int, image_size: int):
+        self.out = out
+        self.buffer = np.empty((capacity, 3, image_size, image_size), dtype=np.uint8)
+        self.filled = 0
+        self.shards: list[dict[str, Any]] = []  # {"file", "count"} per shard written, as in the index
+        self.bytes = 0
+
+    def add(self, array: np.ndarray) -> None:
+        self.buffer[self.filled] = array
+        self.filled += 1
+        if self.filled == len(self.buffer):
+            self.flush()
+
+    def flush(self) -> None:
+        """Save what the buffer holds as the next shard file."""
+        if self.filled:
+            path = self.out / shard_name(len(self.shards))
+            np.save(path, self.buffer[: self.filled])
+            self.bytes += path.stat().st_size
+            self.shards.append({"file": path.name, "count": self.filled})
+            self.filled = 0
+
+
+def _crop_all(
+    files: list[Path], image_size: int, workers: int, writer: _ShardWriter, progress: bool
+) -> tuple[list[str], list[tuple[Path, str]]]:
+    """Every file cropped (by ``workers`` processes, or here for 0) into ``writer``, in order.
+    Returns the sources stored and the files skipped as unreadable, with their reasons."""
     jobs = [(str(p), image_size) for p in files]
     sources: list[str] = []
     skipped: list[tuple[Path, str]] = []
-    shards: list[dict[str, Any]] = []
-    buffer = np.empty((min(shard_size, len(files)), 3, image_size, image_size), dtype=np.uint8)
-    filled = 0
-    total_bytes = 0
-
-    def flush() -> None:
-        nonlocal filled, total_bytes
-        if filled:
-            path = out / shard_name(len(shards))
-            np.save(path, buffer[:filled])
-            total_bytes += path.stat().st_size
-            shards.append({"file": path.name, "count": filled})
-            filled = 0
-
     pool = multiprocessing.get_context().Pool(workers) if workers > 0 else None
     try:
         results = pool.imap(_crop_uint8, jobs, chunksize=8) if pool else map(_crop_uint8, jobs)
@@ -143,18 +177,20 @@ def preprocess(
                 skipped.append((Path(path), reason or "unreadable"))
                 log.warning("skipping unreadable image %s: %s", path, reason)
                 continue
-            buffer[filled] = array
-            filled += 1
+            writer.add(array)
             sources.append(path)
-            if filled == len(buffer):
-                flush()
-        flush()
+        writer.flush()
     finally:
         if pool is not None:
             pool.terminate()
-    check_bad_fraction(len(skipped), len(files), max_bad_fraction)
-    if not sources:
-        raise ConfigError(f"data.root={root}: no readable images")
+    return sources, skipped
+
+
+def _write_index(
+    out: Path, root: str | Path, image_size: int, n_listed: int, shards: list[dict[str, Any]],
+    sources: list[str], skipped: list[tuple[Path, str]],
+) -> None:
+    """``index.json``, written last and atomically: from now on ``out`` is a complete shard folder."""
     index = {
         "format": FORMAT,
         "version": VERSION,
@@ -163,7 +199,7 @@ def preprocess(
         "crop": CROP,
         "root": str(Path(root).expanduser().resolve()),
         "count": len(sources),
-        "n_listed": len(files),
+        "n_listed": n_listed,
         "shards": shards,
         "sources": sources,
         "skipped": [{"path": str(p), "reason": r} for p, r in skipped],
@@ -173,10 +209,6 @@ def preprocess(
     umask = os.umask(0)
     os.umask(umask)
     (out / INDEX).chmod(0o666 & ~umask)  # like the shards (np.save), not the temp file's 0600
-    return PreprocessReport(
-        out=out, image_size=image_size, n_images=len(sources), n_listed=len(files), skipped=skipped,
-        shards=len(shards), bytes=total_bytes, seconds=time.perf_counter() - t0,
-    )
 
 
 def read_index(folder: str | Path, what: str = "data.shards") -> dict[str, Any]:
