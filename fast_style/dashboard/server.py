@@ -199,39 +199,67 @@ def start_server(
     """
     login_args, login_env = login_settings(host, [str(a) for a in extra_args], os.environ)
     install_assets()  # no-op when installed; otherwise visdom would try the CDNs and crash offline
+    _check_port(host, port)
+    env_dir = _make_env_dir(env_path)
+    cmd = _server_command(host, port, env_dir, [str(arg) for arg in extra_args] + login_args)
+    if login_env:
+        secret = login_env.get("VISDOM_COOKIE") or os.environ["VISDOM_COOKIE"]
+        write_cookie_secret(Path.home() / ".visdom", secret)  # where visdom looks for it
+    if log_path is None:
+        log_path = env_dir / "visdom.log" if env_dir is not None else Path(tempfile.gettempdir()) / f"visdom-{port}.log"
+    log_path = Path(log_path)
+    proc = _launch(cmd, log_path, login_env)
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    try:
+        wait_until_up(server_url("127.0.0.1" if is_loopback(host) or host == "0.0.0.0" else host, port), timeout, proc)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc
+
+
+def _check_port(host: str, port: int) -> None:
+    """A valid port that nothing listens on yet (one line otherwise, before anything starts)."""
     if not 0 < int(port) < 65536:
         raise DashboardError(f"port must be in 1..65535, got {port}")
     if _port_taken(host, port):
         raise DashboardError(
             f"port {port} on {host} is already in use (another visdom?); stop it or choose another port"
         )
+
+
+def _make_env_dir(env_path: str | os.PathLike | None) -> Path | None:
+    """``env_path`` made absolute and created (None: visdom's own default folder)."""
+    if env_path is None:
+        return None
+    env_dir = Path(env_path).expanduser().resolve()
+    try:
+        env_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DashboardError(f"cannot create env_path {env_dir} ({exc.strerror or exc})") from exc
+    return env_dir
+
+
+def _server_command(host: str, port: int, env_dir: Path | None, extra_args: list[str]) -> list[str]:
+    """The visdom server's command line (flags: module docstring)."""
     cmd = [sys.executable, "-m", "visdom.server", "-port", str(port), "--hostname", host]
-    if env_path is not None:
-        env_dir = Path(env_path).expanduser().resolve()
-        try:
-            env_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DashboardError(f"cannot create env_path {env_dir} ({exc.strerror or exc})") from exc
+    if env_dir is not None:
         # visdom joins file names onto env_path with string concatenation in places.
         cmd += ["-env_path", str(env_dir) + os.sep]
     if is_loopback(host):
         cmd.append("-bind_local")
-    cmd += [str(arg) for arg in extra_args] + login_args
-    if login_env:
-        secret = login_env.get("VISDOM_COOKIE") or os.environ["VISDOM_COOKIE"]
-        write_cookie_secret(Path.home() / ".visdom", secret)  # where visdom looks for it
+    return cmd + extra_args
 
-    if log_path is None:
-        log_dir = Path(cmd[cmd.index("-env_path") + 1]) if env_path is not None else Path(tempfile.gettempdir())
-        log_path = log_dir / ("visdom.log" if env_path is not None else f"visdom-{port}.log")
-    log_path = Path(log_path)
+
+def _launch(cmd: list[str], log_path: Path, login_env: Mapping[str, str]) -> subprocess.Popen:
+    """``cmd`` started in its own session, its output appended to ``log_path``."""
     try:
         log_file = open(log_path, "ab")
     except OSError as exc:  # a folder named visdom.log, a read-only env_path, ...
         raise DashboardError(f"cannot write the server log {log_path} ({exc.strerror or exc}); "
                              "choose another env_path") from None
     try:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
@@ -244,13 +272,6 @@ def start_server(
         raise DashboardError(f"cannot start the visdom server ({exc})") from exc
     finally:
         log_file.close()  # the child holds its own descriptor
-    proc.log_path = log_path  # type: ignore[attr-defined]
-    try:
-        wait_until_up(server_url("127.0.0.1" if is_loopback(host) or host == "0.0.0.0" else host, port), timeout, proc)
-    except BaseException:
-        stop_server(proc)
-        raise
-    return proc
 
 
 def stop_server(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
