@@ -484,6 +484,33 @@ def stylize_paths(
     pairs = plan_outputs(Path(inputs), Path(output) if output else None, stylizer.style)
     # Every size is known from the file headers: the pixel cap and a too small scale are found
     # before anything is decoded, and an unwritable output folder before anything is stylized.
+    keep, errors = _sizes_within_limits(stylizer, pairs, scale)
+    _check_output_folders(pairs)
+    pairs = [pairs[i] for i in keep]
+    if not pairs:
+        return [], errors
+    loader = _image_loader(stylizer, [src for src, _ in pairs], scale, batch_size, workers)
+    bar = tqdm(total=len(pairs), desc=f"stylize ({stylizer.style})", unit="img", disable=not progress)
+    # warnings go through tqdm.write while the bar is shown, so they do not break its line
+    with bar, logging_redirect_tqdm() if progress else nullcontext(), ThreadPoolExecutor(max_workers=2) as pool:
+        writes = _Writes(pool, errors)
+        try:
+            _stylize_batches(stylizer, loader, pairs, writes, bar)
+        except KeyboardInterrupt:
+            writes.wait(0)  # what is stylized is written (each write is atomic): kept, not lost
+            raise Interrupted(
+                f"interrupted: {len(writes.written)} of {len(pairs)} image(s) written (kept), the rest not stylized"
+            ) from None
+        writes.wait(0)
+    return [writes.written[i] for i in sorted(writes.written)], errors
+
+
+def _sizes_within_limits(
+    stylizer: Stylizer, pairs: list[tuple[Path, Path]], scale: float
+) -> tuple[list[int], list[str]]:
+    """Indices of the ``pairs`` whose output size (from the file header) is within the pixel cap,
+    and a warning line for each of the others; a lone file over the cap, or any scaled below the
+    minimum side, is refused outright."""
     errors: list[str] = []
     keep = []
     for i, (src, _) in enumerate(pairs):
@@ -500,18 +527,23 @@ def stylize_paths(
                 raise
             errors.append(str(e))
             log.warning("%s", e)
+    return keep, errors
+
+
+def _check_output_folders(pairs: list[tuple[Path, Path]]) -> None:
+    """Every output folder exists (made if needed) and can be written to: refused in one line if not."""
     for folder in dict.fromkeys(dst.parent for _, dst in pairs):
         try:
             ensure_writable_dir(folder)
         except OSError as e:
             raise ConfigError(f"cannot write to output folder {folder} ({e.strerror or e})") from None
-    pairs = [pairs[i] for i in keep]
-    if not pairs:
-        return [], errors
-    files = [src for src, _ in pairs]
+
+
+def _image_loader(stylizer: Stylizer, files: list[Path], scale: float, batch_size: int, workers: int) -> DataLoader:
+    """Planned batches of decoded, scaled ``files``, decoded ahead by up to ``workers`` processes."""
     batches = plan_batches(files, scale, batch_size, stylizer.tile_size) if len(files) > 1 else [[0]]
     n_workers = min(workers, len(batches)) if len(batches) > 1 else 0
-    loader = DataLoader(
+    return DataLoader(
         _ImageFiles(files, scale, allow_huge=stylizer.tile_size is not None),  # tiles: big is the point
         batch_sampler=batches,
         num_workers=n_workers,
@@ -519,42 +551,48 @@ def stylize_paths(
         pin_memory=stylizer.device.type == "cuda",
         prefetch_factor=1 if n_workers else None,  # one batch ahead per worker: bounded memory
     )
-    written: dict[int, Path] = {}
-    saving: deque[tuple[int, Path, Future]] = deque()
 
-    def fail(message: str) -> None:
-        errors.append(message)
+
+class _Writes:
+    """Outputs encoded and written on ``pool`` while the network goes on; a failed read or write
+    is one warning line in ``errors``."""
+
+    def __init__(self, pool: ThreadPoolExecutor, errors: list[str]):
+        self.pool, self.errors = pool, errors
+        self.written: dict[int, Path] = {}
+        self.pending: deque[tuple[int, Path, Future]] = deque()
+
+    def fail(self, message: str) -> None:
+        self.errors.append(message)
         log.warning(message)
 
-    def finish(block_over: int) -> None:  # wait for writes until at most ``block_over`` are pending
-        while len(saving) > block_over:
-            i, dst, future = saving.popleft()
-            try:
-                written[i] = future.result()
-            except (ImageError, OSError) as e:
-                fail(f"{dst}: cannot write ({e})")
+    def submit(self, i: int, image: torch.Tensor, dst: Path) -> None:
+        self.pending.append((i, dst, self.pool.submit(save_image, image, dst)))
 
-    bar = tqdm(total=len(pairs), desc=f"stylize ({stylizer.style})", unit="img", disable=not progress)
-    # warnings go through tqdm.write while the bar is shown, so they do not break its line
-    with bar, logging_redirect_tqdm() if progress else nullcontext(), ThreadPoolExecutor(max_workers=2) as pool:
-        try:
-            for groups, failed in loader:
-                for _, message in failed:
-                    fail(message)
-                bar.update(len(failed))
-                for indices, batch in groups:
-                    out = stylizer.stylize_batch(batch.to(stylizer.device, non_blocking=True)).cpu()
-                    for i, image in zip(indices, out):
-                        saving.append((i, pairs[i][1], pool.submit(save_image, image, pairs[i][1])))
-                    bar.update(len(indices))
-                    finish(len(indices))  # the previous batch is written while the next one runs
-        except KeyboardInterrupt:
-            finish(0)  # what is stylized is written (each write is atomic): kept, not lost
-            raise Interrupted(
-                f"interrupted: {len(written)} of {len(pairs)} image(s) written (kept), the rest not stylized"
-            ) from None
-        finish(0)
-    return [written[i] for i in sorted(written)], errors
+    def wait(self, block_over: int) -> None:
+        """Wait for writes until at most ``block_over`` are pending."""
+        while len(self.pending) > block_over:
+            i, dst, future = self.pending.popleft()
+            try:
+                self.written[i] = future.result()
+            except (ImageError, OSError) as e:
+                self.fail(f"{dst}: cannot write ({e})")
+
+
+def _stylize_batches(
+    stylizer: Stylizer, loader: DataLoader, pairs: list[tuple[Path, Path]], writes: _Writes, bar: tqdm
+) -> None:
+    """Every batch through the network, its images handed to ``writes``."""
+    for groups, failed in loader:
+        for _, message in failed:
+            writes.fail(message)
+        bar.update(len(failed))
+        for indices, batch in groups:
+            out = stylizer.stylize_batch(batch.to(stylizer.device, non_blocking=True)).cpu()
+            for i, image in zip(indices, out):
+                writes.submit(i, image, pairs[i][1])
+            bar.update(len(indices))
+            writes.wait(len(indices))  # the previous batch is written while the next one runs
 
 
 __all__ = [
