@@ -47,7 +47,12 @@ from fast_style.models import ImageTransformNet
 log = logging.getLogger("fast_style.onnx_backend.machine")
 auto_log = logging.getLogger("fast_style.onnx_backend.auto")
 
-MEASURE_SIDE = 256  # the timed input: 1 x 3 x 256 x 256 (measuring costs ~3 s on 2 idle cores, export included)
+# The timed input: 1 x 3 x 768 x 768. The paths' cost per pixel depends on the size: on a 2-core AMD
+# EPYC with avx512_bf16, bf16 ran 1.38 / 1.29 / 1.95 / 2.26 s per MP at 256² / 512² / 768² / 1024²,
+# onnxruntime 1.53 / 1.83 / 1.88 / 1.82 (docs/PERFORMANCE.md), so a 256² measurement picked bf16 for
+# the large images where onnxruntime is faster. 768² sits among the photo sizes that reach the rule
+# (MEASURE_PIXELS and up); measuring costs ~10 s once per machine on 2 cores, export included.
+MEASURE_SIDE = 768
 # A cold job is measured for only once it reaches this many pixels (counting the images it already
 # ran): under it, the whole job on eager torch takes about what the measurement would (2-core
 # machines: 3-5 s per MP on torch, 2-4 s to measure), so it runs on torch unmeasured.
@@ -133,7 +138,7 @@ def read_profile(path: Path) -> tuple[MachineProfile | None, str | None]:
     return profile, None
 
 
-def _best_of(fn: Callable[[], object], repeats: int = 2) -> float:
+def _best_of(fn: Callable[[], object], repeats: int = 1) -> float:
     """Seconds of the fastest of ``repeats`` calls after one warm-up (the least disturbed by load)."""
     fn()
     times = []
@@ -211,15 +216,16 @@ class AutoNet:
     """``backend=auto`` on a CPU in fp32: the path this machine runs fastest, by the rule of
     :func:`fastest` on its measured :class:`MachineProfile`.
 
-    With the network's export cached (verified), the choice is made here: onnxruntime, unless the
-    profile measured torch or bf16 faster (one line). With no export cached the images start on
-    eager torch, and before each batch the rule is asked again for the pixels run so far plus
-    that batch: once onnxruntime with the export costs less than torch for them, the network is
-    exported (once, cached; one line) and every later batch runs on onnxruntime. So one small
-    photo (0.15 MP) never pays for an export, one large image is exported for at once, and a
-    folder of small photos switches after a few, at worst one export's time later than knowing
-    the folder's size would have. An unmeasured machine is measured (once, cached) only when the
-    pixels so far reach :data:`MEASURE_PIXELS`; below that, torch."""
+    A job runs on eager torch until its pixels reach :data:`MEASURE_PIXELS`: for one ordinary
+    photo, starting onnxruntime (its import, reading and verifying the cached export, the session)
+    costs more than it saves (warm first image of chelsea.jpg, 451x300: 2.66 s on torch against 2.92
+    s on onnxruntime, docs/PERFORMANCE.md). From there, with the network's export cached
+    (verified): onnxruntime, unless the profile measured torch or bf16 faster (one line). With no
+    export cached, before each batch the rule is asked for the pixels run so far plus that batch:
+    once onnxruntime with the export costs less than torch for them, the network is exported
+    (once, cached; one line) and every later batch runs on onnxruntime. An unmeasured machine is
+    measured (once, cached) at that point too. So one small photo never starts onnxruntime, one
+    large image starts it at once, and a folder of small photos switches after a few."""
 
     def __init__(self, model: ImageTransformNet, style_weights: torch.Tensor | None = None,
                  note: Note = lambda _: None):
@@ -228,6 +234,7 @@ class AutoNet:
         self.current: Backend = self.torch
         self.pixels = 0  # pixels of the batches decided so far (the work a cold export must repay)
         self.settled = False  # True once nothing more can change (onnxruntime started, or never faster)
+        self.cold = False  # True once the cache is known to hold no export of this network
         missing = [name for name in ("onnxruntime", "onnx", "onnxscript") if find_spec(name) is None]
         if missing:  # nothing to measure or export: torch, said once (as backend=auto always did)
             self.note(f"backend=auto: {missing[0]} is not installed (pip install onnxruntime onnx onnxscript); "
@@ -235,17 +242,12 @@ class AutoNet:
             self.settled = True
             return
         self.profile = machine_profile(measure=False)
+        self.preferred: str | None = None  # a path the profile measured faster than onnxruntime
         if self.profile is not None and fastest(self.profile, 1e6, cached=True) != "onnxruntime":
-            self._use(fastest(self.profile, 1e6, cached=True))
+            self.preferred = fastest(self.profile, 1e6, cached=True)
             auto_log.info("backend=auto: %s is faster than onnxruntime on this machine (%.2f vs %.2f s/MP, "
-                          "measured once)", self.path, self.profile.seconds(self.path, 1e6),
+                          "measured once)", self.preferred, self.profile.seconds(self.preferred, 1e6),
                           self.profile.onnxruntime_fp32)
-            self.settled = True
-            return
-        try:
-            self._start_onnx(export=False)
-        except onnx_backend.NotCached:
-            pass  # cold: torch until the work seen repays an export
 
     @property
     def name(self) -> str:
@@ -274,9 +276,19 @@ class AutoNet:
 
     def _decide(self, pixels: int) -> None:
         self.pixels += pixels
-        if self.profile is None:
-            if self.pixels < MEASURE_PIXELS:
+        if self.pixels < MEASURE_PIXELS:
+            return  # a small job: eager torch, nothing to start or convert
+        if self.preferred:
+            self._use(self.preferred)
+            self.settled = True
+            return
+        if not self.cold:
+            try:
+                self._start_onnx(export=False)  # warm: onnxruntime from now on
                 return
+            except onnx_backend.NotCached:
+                self.cold = True  # torch until the work seen repays an export
+        if self.profile is None:
             self.profile = machine_profile(measure=True)
             if self.profile is None:  # measuring failed (said): torch, as before it
                 self.settled = True

@@ -195,7 +195,10 @@ def test_a_large_cold_batch_exports_first_and_a_folder_switches_once_repaid(cach
         backends.append(small.backend)
     assert backends == ["torch"] * 2 + ["onnxruntime"] * 8 and fake_onnx.started == [True]
 
-    warm = Stylizer(perturbed(seed=3), device="cpu")  # its export is cached now: onnxruntime at once
+    warm = Stylizer(perturbed(seed=3), device="cpu")  # its export is cached now
+    warm(torch.rand(1, 3, 256, 256))  # a small job still runs on torch: nothing to start for it
+    assert warm.backend == "torch" and fake_onnx.started == [True]
+    warm(torch.rand(1, 3, 1024, 1024))  # past MEASURE_PIXELS: onnxruntime from the cache, no export
     assert warm.backend == "onnxruntime" and type(warm.net.current) is OnnxRuntimeNet
     assert fake_onnx.started == [True, False]
 
@@ -211,11 +214,14 @@ def test_where_onnxruntime_is_slower_auto_stays_on_torch(cache, fake_onnx, caplo
         "backend=auto: torch is faster than onnxruntime on this machine (3.60 vs 5.00 s/MP, measured once)"]
 
 
-def test_bf16_where_measured_fastest_stays_close_to_fp32(cache, fake_onnx):
+def test_bf16_where_measured_fastest_stays_close_to_fp32(cache, fake_onnx, monkeypatch):
     write_profile(torch_bf16=0.5)
     model = perturbed()
     s = Stylizer(model, device="cpu")
     x = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(1))
+    s(x)
+    assert type(s.net.current) is EagerNet  # a small job: plain torch, nothing converted
+    monkeypatch.setattr(machine, "MEASURE_PIXELS", 0)  # the next batches count as a large job
     got = s(x)
     assert type(s.net.current) is Bf16Net and s.backend == "torch"
     ref = model.stylize(x)
@@ -233,6 +239,7 @@ def test_real_measurement_and_switch_give_the_torch_images(cache, monkeypatch):
     assert p is not None and p.key == machine.machine_key() and read_profile(profile_path())[0] == p
     assert all(r > 0 for r in (p.torch_fp32, p.onnxruntime_fp32, p.export))
     write_profile(export=1e-9)  # any job repays the export: auto moves to onnxruntime at once
+    monkeypatch.setattr(machine, "MEASURE_PIXELS", 0)  # even this small one
     model = perturbed()
     s = Stylizer(model, device="cpu")
     ref = Stylizer(model, device="cpu", backend="torch")

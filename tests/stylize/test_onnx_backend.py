@@ -72,9 +72,14 @@ def pair(ckpt: Path, **options) -> tuple[Stylizer, Stylizer]:
 def test_auto_is_onnxruntime_on_cpu_once_exported(single, tmp_path, monkeypatch):
     monkeypatch.setenv("FAST_STYLE_ONNX_CACHE", str(tmp_path))
     cold = Stylizer.from_checkpoint(single, device="cpu")
+    cold(torch.rand(1, 3, 64, 64))
     assert cold.backend == "torch" and not list(tmp_path.iterdir())  # a small cold job: no export
     assert Stylizer.from_checkpoint(single, device="cpu", backend="onnxruntime").backend == "onnxruntime"
-    assert Stylizer.from_checkpoint(single, device="cpu").backend == "onnxruntime"  # the export is cached
+    warm = Stylizer.from_checkpoint(single, device="cpu")
+    warm(torch.rand(1, 3, 64, 64))
+    assert warm.backend == "torch"  # a small job does not start onnxruntime, cached or not
+    warm(torch.rand(1, 3, 720, 720))  # past machine.MEASURE_PIXELS: the cached export
+    assert warm.backend == "onnxruntime"
 
 
 @pytest.mark.parametrize("options", [
@@ -179,6 +184,7 @@ def test_export_failure_falls_back_to_torch(tmp_path, monkeypatch, caplog):
 
     key = profile_path().stem.removeprefix("machine-")
     profile_path().write_text(json.dumps(asdict(MachineProfile(key, 3.0, 1.0, 1e-9))))
+    monkeypatch.setattr("fast_style.machine.MEASURE_PIXELS", 0)  # the 20x20 photos count as large
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="fast_style.stylize"):
         auto = Stylizer(perturbed(SINGLE, seed=5), device="cpu")
