@@ -98,7 +98,8 @@ def has_bf16_units(flags: list[str] | None = None) -> bool:
 
 def machine_key() -> str:
     """Hash of what the measured speeds depend on: CPU model and flags, architecture, torch's
-    thread count, torch, onnxruntime and fast-style versions."""
+    thread count, torch, onnxruntime and fast-style versions, and the timed size (a profile timed
+    at another :data:`MEASURE_SIDE` is measured again)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -107,7 +108,7 @@ def machine_key() -> str:
         ort = "none"
     model, flags = cpu_description()
     parts = {"cpu": model, "flags": flags, "arch": platform.machine(), "threads": torch.get_num_threads(),
-             "torch": torch.__version__, "onnxruntime": ort, "fast_style": __version__}
+             "torch": torch.__version__, "onnxruntime": ort, "fast_style": __version__, "side": MEASURE_SIDE}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
