@@ -17,7 +17,7 @@ import random
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from PIL import Image
@@ -173,19 +173,34 @@ def photo_color_stats(
         raise ConfigError(f"style.preserve_color: no readable photo among {len(sample)} sampled in {root}") from None
 
 
-def match_training_colors(targets: Sequence[Any], cfg: Any) -> None:
+class StyleSettings(Protocol):
+    """The part of a style's config colour matching reads (config.StyleConfig has it)."""
+
+    name: str
+    preserve_color: str | None
+
+
+class StyleImage(Protocol):
+    """A style image with its settings (train.StyleTarget is one)."""
+
+    config: StyleSettings
+    image: torch.Tensor
+
+
+def match_training_colors(targets: Sequence[StyleImage], run_mode: str | None, photos: str | os.PathLike,
+                          seed: int) -> None:
     """``style.preserve_color=histogram`` (Gatys et al. 2016, colour histogram matching before
     training): replace each style image (``target.image``, (1, 3, H, W)) by one with the RGB mean
-    and covariance of a sample of the training photos (``cfg.data.root``), so the network learns
-    the painting's strokes but not its palette. A style's own ``preserve_color`` wins; otherwise
-    the run's ``style.preserve_color`` applies to every style (multi-style runs too).
-    ``targets``: train.StyleTarget objects; ``cfg``: the TrainConfig. In place; no-op when off."""
+    and covariance of a seeded sample of the training ``photos`` (a folder or shards), so the
+    network learns the painting's strokes but not its palette. A style's own ``preserve_color``
+    wins; otherwise the run's (``run_mode``: ``style.preserve_color``) applies to every style
+    (multi-style runs too). In place; no-op when off."""
     stats = None
     for t in targets:
-        mode = t.config.preserve_color or cfg.style.preserve_color
+        mode = t.config.preserve_color or run_mode
         if not mode:  # else histogram, the one mode TrainConfig.validate lets through
             continue
         if stats is None:
-            stats = photo_color_stats(getattr(cfg.data, "shards", None) or cfg.data.root, seed=cfg.seed)
+            stats = photo_color_stats(photos, seed=seed)
         t.image = match_color_stats(t.image, *stats)
         log.info("style %s: colours matched to the training photos (style.preserve_color=%s)", t.config.name, mode)

@@ -90,7 +90,8 @@ def load_style_targets(cfg: TrainConfig, first_index: int = 0) -> list[StyleTarg
         path = resolve_style_image(style.name, style.image, style.url, style.filename)
         index = first_index + i if cfg.styles else None
         targets.append(StyleTarget(style, index, load_style_tensor(path, style.size)))
-    match_training_colors(targets, cfg)  # style.preserve_color=histogram: the photos' colours (no-op when off)
+    # style.preserve_color=histogram: the training photos' colours (no-op when off)
+    match_training_colors(targets, cfg.style.preserve_color, cfg.data.shards or cfg.data.root, cfg.seed)
     return targets
 
 
