@@ -173,14 +173,10 @@ def measure_machine(key: str | None = None) -> MachineProfile:
     ort_s = _best_of(lambda: session.run(None, feeds))
     model, flags = cpu_description()
     bf16 = None
-    if has_bf16_units(flags):  # what fast_style.backends.Bf16Net runs
-        cl, xc = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-
-        def bf16_run() -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                cl.stylize(xc)
-
-        bf16 = _best_of(bf16_run) / mp
+    if has_bf16_units(flags):
+        bf16_net = Bf16Net(net)  # the path AutoNet would run
+        with torch.no_grad():
+            bf16 = _best_of(lambda: bf16_net(x)) / mp
     return MachineProfile(key or machine_key(), torch_s / mp, ort_s / mp, export_s, bf16, model)
 
 
@@ -246,9 +242,6 @@ class AutoNet:
         self.preferred: str | None = None  # a path the profile measured faster than onnxruntime
         if self.profile is not None and fastest(self.profile, 1e6, cached=True) != "onnxruntime":
             self.preferred = fastest(self.profile, 1e6, cached=True)
-            auto_log.info("backend=auto: %s is faster than onnxruntime on this machine (%.2f vs %.2f s/MP, "
-                          "measured once)", self.preferred, self.profile.seconds(self.preferred, 1e6),
-                          self.profile.onnxruntime_fp32)
 
     @property
     def name(self) -> str:
@@ -279,8 +272,11 @@ class AutoNet:
         self.pixels += pixels
         if self.pixels < MEASURE_PIXELS:
             return  # a small job: eager torch, nothing to start or convert
-        if self.preferred:
+        if self.preferred:  # said when it is used, not for a small job that never reaches it
             self._use(self.preferred)
+            auto_log.info("backend=auto: %s is faster than onnxruntime on this machine (%.2f vs %.2f s/MP, "
+                          "measured once)", self.preferred, self.profile.seconds(self.preferred, 1e6),
+                          self.profile.onnxruntime_fp32)
             self.settled = True
             return
         if not self.cold:
