@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
+from fast_style.data import list_images
 from fast_style.images import load_image, resize_long_side, to_tensor
 from fast_style.measure import MEASURE_SIZE, StyleScorer, psnr
 from fast_style.onnx_backend import calibration_batches, export_fp32, quantize_int8, session_options
-from fast_style.photos import list_images
 from fast_style.styles import load_style_tensor, stored_style_image
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from fast_style.data import PhotoFolder, build_loader, list_images
-from fast_style.shards import ShardDataset, preprocess
+from fast_style.data import PhotoFolder, ShardDataset, build_loader, list_images
+from fast_style.shards import preprocess
 
 
 def images_per_second(dataset, batch: int, workers: int, batches: int, warmup: int, repeats: int) -> float:

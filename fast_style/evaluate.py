@@ -31,13 +31,13 @@ import torch
 from PIL import Image
 
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
+from fast_style.data import list_images, resolve_photo_root
 from fast_style.device import resolve_device
 from fast_style.errors import ConfigError
 from fast_style.images import image_grid, load_batch, save_image, to_pil
 from fast_style.losses import JOHNSON_STYLE_LAYERS, TERMS, LossConfig, PerceptualLoss, terms_dict
 from fast_style.measure import MEASURE_SIZE, StyleScorer
 from fast_style.optimize import build_criterion, initial_image, optimize_image
-from fast_style.photos import list_images, resolve_photo_root
 from fast_style.styles import load_style_tensor, stored_style_image
 
 log = logging.getLogger(__name__)

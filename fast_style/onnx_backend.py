@@ -357,8 +357,8 @@ def calibration_batches(n_styles: int) -> list[dict[str, np.ndarray]]:
     public domain) at 256 px and mirrored, each run with every style of a multi-style network.
     Real photos, not noise: the ranges must cover what users feed, and noise has none of their
     flat regions and edges."""
+    from fast_style.data import SAMPLE_PHOTOS, list_images
     from fast_style.images import load_image, resize_long_side, to_tensor
-    from fast_style.photos import SAMPLE_PHOTOS, list_images
 
     feeds = []
     for path in list_images(SAMPLE_PHOTOS):

@@ -1,13 +1,13 @@
-"""Pre-resized uint8 shards: decode and resize every training photo once, so training reads no JPEGs.
+"""Writing pre-resized uint8 shards: decode and resize every training photo once, so training reads no JPEGs.
 
     python scripts/preprocess.py data.root=/data/coco/train2014 out=/data/coco/shards256 data.image_size=256
     python scripts/train.py data.root=/data/coco/shards256 ...      # autodetected (or data.shards=...)
 
 Each image is stored exactly as the JPEG path hands it to the network: short side resized to
-``image_size`` (PIL bicubic) and a centre square crop (:func:`fast_style.photos.crop_image`), as
+``image_size`` (PIL bicubic) and a centre square crop (:func:`fast_style.data.crop_image`), as
 uint8 in NCHW order. The training crop is deterministic (no random crop or flip), so nothing is
 lost by storing the crop itself: a shard image divided by 255 is bit-identical to
-:func:`fast_style.photos.load_crop` of its source. A different ``data.image_size`` needs its own
+:func:`fast_style.data.load_crop` of its source. A different ``data.image_size`` needs its own
 shards (training refuses a mismatch).
 
 Layout of the output folder::
@@ -19,11 +19,14 @@ Layout of the output folder::
     images-00001.npy    ...
 
 ``index.json`` is written last and atomically: a folder without it is an interrupted run.
+
+Only ``scripts/preprocess.py`` needs this module. Training reads shards with
+:class:`fast_style.data.ShardDataset`, and the format constants and the crop live in
+:mod:`fast_style.data`, so writer and reader cannot drift apart.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import multiprocessing
@@ -35,23 +38,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from fast_style.checks import integer_at_least
+from fast_style.data import CROP, FORMAT, INDEX, LAYOUT, VERSION, check_bad_fraction, crop_image, list_images
 from fast_style.errors import ConfigError, ImageError, first_line
 from fast_style.fileio import atomic_write
-from fast_style.photos import ScanReport, check_bad_fraction, crop_image, list_images
 
 log = logging.getLogger(__name__)
-
-FORMAT = "fast-style-shards"
-VERSION = 1
-INDEX = "index.json"
-LAYOUT = "NCHW uint8"
-CROP = "short side resized to image_size (PIL bicubic), centre square crop (as photos.load_crop)"
 
 
 @dataclass
@@ -209,92 +204,3 @@ def _write_index(
     umask = os.umask(0)
     os.umask(umask)
     (out / INDEX).chmod(0o666 & ~umask)  # like the shards (np.save), not the temp file's 0600
-
-
-def read_index(folder: str | Path, what: str = "data.shards") -> dict[str, Any]:
-    """The checked index of a shard folder; every way it can be wrong is one ConfigError line."""
-    folder = Path(folder).expanduser()
-    path = folder / INDEX
-    if not path.is_file():
-        raise ConfigError(
-            f"{what}={folder}: no {INDEX}; not a shard folder (make one with scripts/preprocess.py, "
-            "or an earlier run was interrupted)"
-        )
-    try:
-        index = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: not a readable shard index ({e})") from None
-    if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not a fast-style shard index")
-    if index.get("version") != VERSION or index.get("layout") != LAYOUT:
-        raise ConfigError(f"{path}: shard format version {index.get('version')} is not supported ({VERSION})")
-    counts = sum(int(s["count"]) for s in index["shards"])
-    if counts != len(index["sources"]) or counts != index["count"]:
-        raise ConfigError(f"{path}: inconsistent index ({counts} images in shards, {len(index['sources'])} sources)")
-    return index
-
-
-class ShardDataset(Dataset):
-    """The images of a shard folder as (3, S, S) float tensors in [0, 1], like :class:`PhotoFolder`.
-
-    Shards are memory-mapped lazily in each process (DataLoader workers included), so the dataset
-    pickles small and reads only the pages it touches. ``files`` are the source paths (for
-    reports); nothing here is decoded, so ``bad_files()`` is always empty: preprocessing skipped
-    and listed the unreadable photos.
-    """
-
-    def __init__(self, folder: str | Path, image_size: int | None = None, what: str = "data.shards"):
-        self.folder = Path(folder).expanduser()
-        index = read_index(self.folder, what)
-        self.image_size = int(index["image_size"])
-        if image_size is not None and image_size != self.image_size:
-            raise ConfigError(
-                f"{what}={folder}: shards were made at {self.image_size} px but data.image_size={image_size}; "
-                f"train with data.image_size={self.image_size} or preprocess again at {image_size}"
-            )
-        self.index = index
-        self.files = [Path(p) for p in index["sources"]]
-        self.n_listed = len(self.files)
-        self.scan_report = ScanReport(good=list(self.files))
-        self.bad_flags = torch.zeros(len(self.files), dtype=torch.bool)
-        self._names = [s["file"] for s in index["shards"]]
-        self._ends = np.cumsum([int(s["count"]) for s in index["shards"]]).tolist()
-        self._arrays: list[np.ndarray] | None = None
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def _open(self) -> list[np.ndarray]:
-        arrays = []
-        shape = (3, self.image_size, self.image_size)
-        for name, start, end in zip(self._names, [0, *self._ends[:-1]], self._ends):
-            try:
-                array = np.load(self.folder / name, mmap_mode="r")
-            except (OSError, ValueError) as e:
-                raise ConfigError(f"{self.folder / name}: unreadable shard ({e})") from None
-            if array.dtype != np.uint8 or array.shape != (end - start, *shape):
-                raise ConfigError(
-                    f"{self.folder / name}: holds {array.dtype} {array.shape}, the index says uint8 "
-                    f"{(end - start, *shape)}; preprocess again"
-                )
-            arrays.append(array)
-        return arrays
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        if self._arrays is None:
-            self._arrays = self._open()
-        if not 0 <= index < len(self.files):
-            raise IndexError(index)
-        k = bisect.bisect_right(self._ends, index)
-        local = index - (self._ends[k - 1] if k else 0)
-        pixels = torch.from_numpy(np.array(self._arrays[k][local]))
-        # exactly torchvision's to_tensor of the PIL crop: uint8 -> default float, / 255
-        return pixels.to(dtype=torch.get_default_dtype()).div(255)
-
-    def bad_files(self) -> list[Path]:
-        return []
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_arrays"] = None  # memory maps are reopened in the receiving process
-        return state

@@ -23,12 +23,10 @@ import torch
 from PIL import Image
 
 from fast_style.color import color_stats, match_color_stats
-from fast_style.data import is_shard_dir
+from fast_style.data import SAMPLE_DIR, ShardDataset, is_shard_dir, list_images
 from fast_style.errors import ConfigError, ImageError
 from fast_style.fileio import atomic_write, cache_root, safe_name
 from fast_style.images import batch_from_image, load_batch, load_image
-from fast_style.photos import SAMPLE_DIR, list_images
-from fast_style.shards import ShardDataset
 
 log = logging.getLogger(__name__)
 

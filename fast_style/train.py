@@ -40,7 +40,7 @@ from tqdm import tqdm
 from fast_style import compile_policy, distributed, finetune, run_checks
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from fast_style.config import StyleConfig, TrainConfig, style_label, train_config_to_dict
-from fast_style.data import build_loader, fixed_photos, open_training_data, resolve_training_data
+from fast_style.data import build_loader, check_bad_fraction, fixed_photos, open_training_data, resolve_training_data
 from fast_style.device import decide_amp
 from fast_style.errors import CheckpointError, ConfigError
 from fast_style.fileio import remove_stale_temps
@@ -49,7 +49,6 @@ from fast_style.loggers import NullLogger
 from fast_style.losses import TERMS, LossTerms, PerceptualLoss, terms_dict
 from fast_style.models import ImageTransformNet, TransformerConfig, build_loss_net
 from fast_style.models.transformer import OUTPUT_SCALE, extend_styles
-from fast_style.photos import check_bad_fraction
 from fast_style.rollback import finite_weights, roll_back
 from fast_style.signals import StopRequest
 from fast_style.styles import load_style_tensor, match_training_colors, resolve_style_image

@@ -2,7 +2,8 @@
 
 Core and extras: the core is what training and torch stylization need; the extras are optional
 layers above it (onnx export and runtime, the machine profile behind ``backend=auto``, tiling,
-video, Gatys optimisation and evaluation, style measurement, the visdom dashboard). An extra may
+video, Gatys optimisation and evaluation, style measurement, the visdom dashboard, writing
+shards for ``scripts/preprocess.py``; training reads them with the core's :mod:`fast_style.data`). An extra may
 import the core and other extras; the core imports an extra only inside the one function where a
 user's option selects it (:data:`OPTION_POINTS`), never when it is itself imported. Two choices:
 
@@ -29,12 +30,12 @@ PACKAGE = REPO / "fast_style"
 # the optional layers; a package counts with its submodules (fast_style.dashboard.*)
 EXTRAS = {
     "fast_style.onnx_backend", "fast_style.machine", "fast_style.export", "fast_style.tiling", "fast_style.video",
-    "fast_style.optimize", "fast_style.evaluate", "fast_style.measure", "fast_style.dashboard",
+    "fast_style.optimize", "fast_style.evaluate", "fast_style.measure", "fast_style.dashboard", "fast_style.shards",
 }
 # everything else; a new module must be put in one of the two sets (test_every_module_is_core_or_extra)
 CORE = {
     "fast_style", "fast_style.models", "fast_style.models.loss_nets", "fast_style.models.transformer",
-    "fast_style.losses", "fast_style.images", "fast_style.photos", "fast_style.data", "fast_style.shards",
+    "fast_style.losses", "fast_style.images", "fast_style.data",
     "fast_style.styles", "fast_style.color", "fast_style.config", "fast_style.train", "fast_style.compile_policy",
     "fast_style.signals", "fast_style.rollback", "fast_style.finetune", "fast_style.run_checks",
     "fast_style.distributed", "fast_style.checkpoint", "fast_style.stylize", "fast_style.backends",

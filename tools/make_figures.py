@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw
 
 from fast_style.checkpoint import load_checkpoint
 from fast_style.color import match_color_stats, rgb_to_ycbcr
+from fast_style.data import list_images
 from fast_style.device import resolve_device
 from fast_style.images import load_batch, load_image, save_image, to_pil, to_tensor
 from fast_style.losses import LossConfig
@@ -47,7 +48,6 @@ from fast_style.optimize import (
     color_preserving_style,
     optimize_multiscale,
 )
-from fast_style.photos import list_images
 from fast_style.styles import load_style_tensor, photo_color_stats, stored_style_image
 from fast_style.stylize import Stylizer
 

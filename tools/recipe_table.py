@@ -49,9 +49,9 @@ def train_to(style: str, steps: int, previous: Path | None, out: Path, overrides
 
 
 def score(ckpt: Path, style: str, n: int, size: int) -> dict[str, float]:
+    from fast_style.data import list_images
     from fast_style.images import load_batch
     from fast_style.measure import MEASURE_SIZE, StyleScorer
-    from fast_style.photos import list_images
     from fast_style.styles import load_style_tensor
     from fast_style.stylize import Stylizer
 
@@ -69,8 +69,8 @@ def figure(out: Path, dirs: list[Path], labels: list[str], styles: list[str], st
     ``steps`` checkpoint of each run folder in ``dirs`` (the first one holding it)."""
     from make_figures import labeled_grid  # tools/ is this script's folder, first on sys.path
 
+    from fast_style.data import list_images
     from fast_style.images import load_batch, save_image
-    from fast_style.photos import list_images
     from fast_style.styles import load_style_tensor
     from fast_style.stylize import Stylizer
 

@@ -104,8 +104,6 @@ def test_global_batch_must_split_evenly(tiny_photos, monkeypatch):
 def test_symlinked_subfolders_of_the_photo_root_are_read(tmp_path):
     """A data.root assembled from links to other folders: every linked photo counts (Path.rglob
     skipped linked folders silently: "1 images" where 4 were linked), and a link cycle ends."""
-    from fast_style.photos import list_images
-
     real = tmp_path / "elsewhere"
     real.mkdir()
     for i in range(3):

@@ -12,10 +12,19 @@ import torch
 
 from fast_style.checkpoint import load_checkpoint
 from fast_style.config import TrainConfig
-from fast_style.data import PhotoFolder, build_loader, fixed_photos, is_shard_dir, list_images, load_crop
+from fast_style.data import (
+    INDEX,
+    PhotoFolder,
+    ShardDataset,
+    build_loader,
+    fixed_photos,
+    is_shard_dir,
+    list_images,
+    load_crop,
+)
 from fast_style.errors import ConfigError
 from fast_style.loggers import NullLogger
-from fast_style.shards import INDEX, ShardDataset, preprocess
+from fast_style.shards import preprocess
 from fast_style.train import train
 from tests.helpers import run_script, tiny_config
 

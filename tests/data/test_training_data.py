@@ -7,9 +7,8 @@ import logging
 
 import pytest
 
-from fast_style.data import PhotoFolder
+from fast_style.data import PhotoFolder, check_image_header
 from fast_style.errors import ConfigError, FastStyleError
-from fast_style.photos import check_image_header
 from fast_style.train import train
 from tests import badfiles
 from tests.helpers import good_photos, tiny_config

@@ -12,11 +12,10 @@ import torch
 
 import fast_style.checkpoint as checkpoint
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint, pretrained_state, save_checkpoint
-from fast_style.data import fixed_photos, list_images, resolve_training_data
+from fast_style.data import SAMPLE_DIR, SAMPLE_PHOTOS, fixed_photos, list_images, resolve_training_data
 from fast_style.errors import CheckpointError, ConfigError
 from fast_style.images import load_image
 from fast_style.models import ImageTransformNet, TransformerConfig
-from fast_style.photos import SAMPLE_DIR, SAMPLE_PHOTOS
 from fast_style.styles import resolve_style_image, shipped_style_image
 from tests.helpers import REPO
 

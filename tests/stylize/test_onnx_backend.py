@@ -304,8 +304,8 @@ def test_int8_is_a_quantised_graph_cached_apart_and_close_to_fp32(single, multi,
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)
     assert json.loads(int8.net.session.path.with_suffix(".json").read_text())["precision"] == "int8"
+    from fast_style.data import SAMPLE_PHOTOS
     from fast_style.images import load_image, resize_long_side, to_tensor
-    from fast_style.photos import SAMPLE_PHOTOS
 
     photo = to_tensor(resize_long_side(load_image(SAMPLE_PHOTOS / "chelsea.jpg"), 64))
     x = torch.stack([photo, photo.flip(-2)])  # photos: what the ranges were calibrated for
@@ -352,9 +352,9 @@ def test_int8_build_quantises_the_cached_fp32_export(tmp_path, monkeypatch, capl
 def test_int8_on_the_shipped_network_stays_within_its_measured_cost():
     """The shipped starry_night network on an unseen photo: int8 within the ~24-26 dB of fp32 that
     docs/PERFORMANCE.md reports (a calibration or quantiser regression drops far below)."""
+    from fast_style.data import SAMPLE_PHOTOS
     from fast_style.images import load_image, resize_long_side, to_tensor
     from fast_style.measure import psnr
-    from fast_style.photos import SAMPLE_PHOTOS
 
     x = to_tensor(resize_long_side(load_image(SAMPLE_PHOTOS / "coffee.jpg"), 160)).unsqueeze(0)
     int8 = Stylizer.from_checkpoint("starry_night", device="cpu", precision="int8")
