@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -325,9 +326,15 @@ def _build(cls: type, values: Any, prefix: str) -> Any:
         raise ConfigError(f"bad config for {prefix.rstrip('.') or 'train'}: {e}") from None
 
 
-def style_label(cfg: TrainConfig) -> str:
-    """Name of a run's network: the style, or the styles joined by ``+`` (multi-style)."""
-    return "+".join(s.name for s in cfg.styles) if cfg.styles else cfg.style.name
+def style_label(name: str, styles: Sequence[Any] = ()) -> str:
+    """Name of a network: its style, or its styles joined by ``+`` (multi-style).
+
+    The one rule for the run name, the default checkpoint path, ``resume=auto``'s search and the
+    checkpoint's ``style``; hydra's ``${style_label:${style.name},${styles}}`` resolver is this
+    function (registered by :func:`fast_style.script_configs.register_configs`). ``styles``:
+    names or StyleConfigs."""
+    names = [str(getattr(s, "name", s)) for s in styles]
+    return "+".join(names) if names else name
 
 
 def named_style_configs(

@@ -227,7 +227,12 @@ SCHEMAS: dict[str, Any] = {
 def register_configs() -> None:
     """Store the schemas in hydra's ConfigStore (call before the ``@hydra.main`` function runs)."""
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
+    from fast_style.config import style_label
+
+    # ${style_label:${style.name},${styles}} in TrainCommandLine's run_name and ckpt_out
+    OmegaConf.register_new_resolver("style_label", style_label, replace=True)
     store = ConfigStore.instance()
     for name, node in SCHEMAS.items():
         store.store(name=name, node=node)

@@ -336,7 +336,7 @@ def setup(
     # The style images first: a missing one must not wait for a scan of 80k photos.
     targets = ctx.on_main(lambda: load_style_targets(cfg, first_index=len(old_names)))
     names = old_names + [t.config.name for t in targets]
-    label = "+".join(names) if len(names) > 1 else style_label(cfg)
+    label = style_label(cfg.style.name, names)
     if resumed is not None and cfg.resume_check:
         run_checks.check_resume_identity(cfg, label, resumed.path, resumed.state)
     source = ctx.on_main(lambda: scan_data(cfg))
@@ -344,7 +344,7 @@ def setup(
     steps = count_steps(cfg, len(dataset), resumed)
     sample_photos, val_photos = preview_photos(cfg, device) if main else (None, None)
     model, params = build_model(cfg, base, len(old_names), len(targets), device)
-    ckpt_out = Path(cfg.ckpt_out or f"checkpoints/{style_label(cfg)}.pt")
+    ckpt_out = Path(cfg.ckpt_out or f"checkpoints/{style_label(cfg.style.name, cfg.styles)}.pt")
     # before the loss network loads: a refused run costs seconds
     ctx.on_main(lambda: run_checks.check_outputs(cfg, label, model.config.to_dict(), ckpt_out, steps))
     build_criteria(targets, cfg, device, reference_photos(dataset, device))
@@ -384,7 +384,7 @@ def read_resume_checkpoint(cfg: TrainConfig) -> Resumed | None:
     """The checkpoint of ``cfg.resume`` (``auto``: the newest last.pt of this style), or None."""
     if not cfg.resume:
         return None
-    label, runs_root = style_label(cfg), Path(cfg.run_dir).parent
+    label, runs_root = style_label(cfg.style.name, cfg.styles), Path(cfg.run_dir).parent
     path = find_latest_checkpoint(runs_root, label) if cfg.resume == "auto" else Path(cfg.resume)
     if path is None:
         raise ConfigError(f"resume=auto: no checkpoint of style {label!r} under {runs_root}")

@@ -41,12 +41,6 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SCRIPT = str(Path(__file__).resolve())
 
 
-def _style_label(name: str, styles: list) -> str:
-    return "+".join(str(s) for s in styles) if styles else name
-
-
-# ${style_label:${style.name},${styles}} in run_name's default (script_configs.TrainCommandLine)
-OmegaConf.register_new_resolver("style_label", _style_label, replace=True)
 register_configs()  # the options' dataclasses (defaults): fast_style/config.py, fast_style/script_configs.py
 
 # Ranks > 0 of a torchrun job write nothing: no run dir (their clock may name another one), no

@@ -151,11 +151,7 @@ def train_in_process(run_dir: Path, *overrides: str) -> None:
     run_hydra_main(main, argv=list(overrides))
 
 
-# scripts/train.py registers this resolver (the run name of a multi-style run) and the options'
-# dataclasses with hydra's ConfigStore (configs/*.yaml start from them)
-OmegaConf.register_new_resolver(
-    "style_label", lambda name, styles: "+".join(str(s) for s in styles) if styles else name, replace=True
-)
+# as scripts/train.py: the options' dataclasses in hydra's ConfigStore, and the style_label resolver
 register_configs()
 
 

@@ -26,6 +26,7 @@ from fast_style.config import (
     StyleConfig,
     TrainConfig,
     named_style_configs,
+    style_label,
     train_config_from_dict,
 )
 from fast_style.losses import LossConfig
@@ -97,6 +98,16 @@ def test_the_cli_overrides_reach_the_dataclass() -> None:
     assert OmegaConf.to_object(compose_script("stylize", "scale=0.5")).scale == 0.5
     assert OmegaConf.to_object(compose_script("optimize", "loss_net=vgg16")).loss_net == LossNetConfig("vgg16")
     assert OmegaConf.to_object(compose_script("preprocess", "data.image_size=128")).data.image_size == 128
+
+
+def test_the_style_label_has_one_rule() -> None:
+    """The command line's default checkpoint path and the library's name of a run agree, single and multi-style."""
+    for overrides, names in (((), []), (("styles=[starry_night,the_scream]",), ["starry_night", "the_scream"])):
+        cfg = OmegaConf.to_container(compose_script("train", *overrides), resolve=True)
+        label = style_label("starry_night", [StyleConfig(name=n) for n in names])
+        assert cfg["ckpt_out"] == f"checkpoints/{label}.pt"
+        assert cfg["run_name"].startswith(f"{label}-")
+    assert style_label("starry_night", ["starry_night", "the_scream"]) == "starry_night+the_scream"
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
