@@ -213,7 +213,9 @@ def main() -> None:
 
 
 def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
-    """Per-image stylization table: reference, fast-style eager, [compiled], [onnxruntime fp32 and int8]."""
+    """Per-image stylization table: reference, fast-style eager, [compiled], [onnxruntime fp32 and int8],
+    [torch bf16 where the CPU has bf16 units]: backend=auto runs whichever of onnxruntime fp32, bf16
+    and eager the machine profile measured fastest (fast_style.machine)."""
     fast_model = ImageTransformNet(PRESETS[args.model]).to(device).eval()
     ref_model = textbook(ImageTransformNet(PRESETS[args.model]).to(device).eval())
     ref_model.load_state_dict(fast_model.state_dict())
@@ -234,6 +236,13 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
                       f"{time.perf_counter() - t:.1f} s (once per checkpoint, cached)")
             print()
 
+    bf16_net = None
+    if device.type == "cpu":
+        from fast_style.backends import Bf16Net
+        from fast_style.machine import has_bf16_units
+
+        bf16_net = Bf16Net(fast_model) if has_bf16_units() else None  # what backend=auto may pick here
+
     def compiled(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return compiled_net(x).clamp_(0.0, 1.0)
@@ -241,9 +250,10 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
     print("| stylize | batch | reference ms/img | torch eager ms/img | speed-up |"
           + (" compiled ms/img | speed-up | compile s |" if args.compile else "")
           + (" onnxruntime ms/img | speed-up |" if onnx_net else "")
-          + (" int8 ms/img | speed-up |" if int8_net else "") + " peak memory |")
+          + (" int8 ms/img | speed-up |" if int8_net else "")
+          + (" torch bf16 ms/img | speed-up |" if bf16_net else "") + " peak memory |")
     compiled_cols = "---|---|---|" if args.compile else ""
-    onnx_cols = ("---|---|" if onnx_net else "") + ("---|---|" if int8_net else "")
+    onnx_cols = ("---|---|" if onnx_net else "") + ("---|---|" if int8_net else "") + ("---|---|" if bf16_net else "")
     print("|---|---|---|---|---|" + compiled_cols + onnx_cols + "---|")
     for text in args.sizes.split(","):
         h, w = parse_size(text)
@@ -260,6 +270,8 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
             fns["onnxruntime"] = lambda: onnx_net(x)
         if int8_net:
             fns["int8"] = lambda: int8_net(x)
+        if bf16_net:
+            fns["bf16"] = lambda: bf16_net(x)
         compile_s = compile_timed(fns["compiled"], device) if args.compile else 0.0
         reset_peak(device)
         ms = {name: t * 1e3 / args.infer_batch for name, t in timed(fns, device, args.warmup, args.repeats).items()}
@@ -271,6 +283,8 @@ def bench_stylize(args: argparse.Namespace, device: torch.device) -> None:
             row += f" {ms['onnxruntime']:.0f} | {ms['reference'] / ms['onnxruntime']:.2f}x |"
         if int8_net:
             row += f" {ms['int8']:.0f} | {ms['reference'] / ms['int8']:.2f}x |"
+        if bf16_net:
+            row += f" {ms['bf16']:.0f} | {ms['reference'] / ms['bf16']:.2f}x |"
         print(row + f" {peak_memory_mb(device)} |", flush=True)
 
 

@@ -1,11 +1,14 @@
-"""Is int8 ONNX Runtime worth a ``precision=int8`` option on this CPU? (issue 15, item 3)
+"""Is int8 ONNX Runtime worth a ``precision=int8`` option on this CPU (issue 15), and does torch bf16
+keep the quality bar that lets ``backend=auto`` pick it (fast_style.machine.BF16_QUALITY)?
 
     python benchmarks/bench_int8.py --ckpt starry_night --size 1024 --photos ../shared/data/photos_val
+    python benchmarks/bench_int8.py --ckpt the_scream --skip-int8 --n 8     # bf16 against fp32 only
 
 Exports the checkpoint as the onnxruntime backend does (fast_style.onnx_backend.export_fp32, clamped),
 then quantises it three ways: the library's ``precision=int8`` (static QDQ of the convolutions,
 activation ranges calibrated on the embedded sample photos), static QDQ of every op, and dynamic
-(weights int8, activations quantised per call). Prints, per variant: median seconds for one ``--size`` square image
+(weights int8, activations quantised per call); where the CPU has bf16 units, also
+:class:`fast_style.backends.Bf16Net`. Prints, per variant: median seconds for one ``--size`` square image
 (same session options as the backend, warm-up excluded), the speed-up over fp32, PSNR of the
 output against fp32 on ``--n`` held-out photos, and the change of the independent style score
 (fast_style.measure, vgg19_caffe). It is how the option's form was chosen; results in
@@ -18,14 +21,18 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fast_style.backends import Bf16Net
 from fast_style.checkpoint import load_checkpoint, model_from_checkpoint
 from fast_style.data import list_images
 from fast_style.images import load_image, resize_long_side, to_tensor
+from fast_style.machine import has_bf16_units
 from fast_style.measure import MEASURE_SIZE, StyleScorer, psnr
 from fast_style.onnx_backend import calibration_batches, export_fp32, quantize_int8, session_options
 from fast_style.styles import load_style_tensor, stored_style_image
@@ -42,12 +49,12 @@ def run(sess, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
     return torch.from_numpy(sess.run(None, {name: x.contiguous().numpy()})[0])
 
 
-def timed(sess, x: torch.Tensor, repeats: int) -> float:  # noqa: ANN001
-    run(sess, x)  # warm-up
+def timed(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, repeats: int) -> float:
+    net(x)  # warm-up
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        run(sess, x)
+        net(x)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -93,6 +100,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=1024, help="side of the timed square image")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--n", type=int, default=4, help="held-out photos for PSNR and style score")
+    p.add_argument("--skip-int8", action="store_true", help="fp32 and bf16 only (no quantisation)")
     args = p.parse_args()
 
     state = load_checkpoint(args.ckpt)
@@ -102,27 +110,29 @@ def main() -> None:
     scorer = StyleScorer(load_style_tensor(stored_style_image(state["config"]["style"]), MEASURE_SIZE))
     x = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         fp32 = Path(tmp) / "fp32.onnx"
         fp32.write_bytes(export_fp32(model))
-        paths_by_name = {"fp32": fp32, **quantise(fp32, Path(tmp))}
-        base = session(fp32)
-        base_out = [run(base, ph) for ph in photos]
+        base = partial(run, session(fp32))
+        nets: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"fp32": base}
+        if not args.skip_int8:
+            nets.update({label: partial(run, session(path)) for label, path in quantise(fp32, Path(tmp)).items()})
+        if has_bf16_units():
+            nets["torch bf16 (Bf16Net)"] = Bf16Net(model)
+        base_out = [base(ph) for ph in photos]
         base_score = scorer.score_many(base_out, photos)
         base_s = timed(base, x, args.repeats)
         print(f"{args.ckpt}: {args.size}x{args.size}, {torch.get_num_threads()} threads, "
               f"PSNR/style score on {len(photos)} photos at {MEASURE_SIZE} px")
         print("| variant | seconds | speed-up | PSNR vs fp32 (dB) | style score | content change |")
         print("|---|---|---|---|---|---|")
-        for label, path in paths_by_name.items():
-            sess = base if label == "fp32" else session(path)
-            secs = base_s if label == "fp32" else timed(sess, x, args.repeats)
-            outs = base_out if label == "fp32" else [run(sess, ph) for ph in photos]
+        for label, net in nets.items():
+            secs = base_s if label == "fp32" else timed(net, x, args.repeats)
+            outs = base_out if label == "fp32" else [net(ph) for ph in photos]
             score = scorer.score_many(outs, photos)
             quality = float(np.mean([psnr(o, b) for o, b in zip(outs, base_out)])) if label != "fp32" else float("inf")
             print(f"| {label} | {secs:.3f} | {base_s / secs:.2f}x | {quality:.1f} | {score.style:.3f} "
                   f"(fp32 {base_score.style:.3f}) | {score.content:.3f} |")
-
 
 if __name__ == "__main__":
     main()

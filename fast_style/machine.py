@@ -6,8 +6,8 @@ EPYC, 2.0x on a 2-core Intel Xeon with AMX; docs/PERFORMANCE.md), and on a cold 
 export (1-2 s) costs more than it saves on one small photo. So the choice is a sum of measured
 numbers, not a guess: :func:`measure_machine` times a deterministic Johnson network (weights do
 not matter for speed) on a fixed :data:`MEASURE_SIDE`² input in eager fp32 torch, in onnxruntime
-fp32, and, where the CPU has bf16 units, in torch bf16 autocast (channels_last), plus the export
-itself. The :class:`MachineProfile` is kept as ``machine-<key>.json`` beside the ONNX exports
+fp32, and, where the CPU has bf16 units, in torch bf16 (:class:`~fast_style.backends.Bf16Net`),
+plus the export itself. The :class:`MachineProfile` is kept as ``machine-<key>.json`` beside the ONNX exports
 (:func:`fast_style.onnx_backend.onnx_cache_dir`); the key is a hash of the CPU model and flags,
 torch's thread count and the torch/onnxruntime versions, so another machine, thread count or
 upgrade measures again. A file that is unreadable, corrupt or of another key is measured again
@@ -47,21 +47,20 @@ from fast_style.models import ImageTransformNet
 log = logging.getLogger("fast_style.onnx_backend.machine")
 auto_log = logging.getLogger("fast_style.onnx_backend.auto")
 
-# The timed input: 1 x 3 x 768 x 768. The paths' cost per pixel depends on the size: on a 2-core AMD
-# EPYC with avx512_bf16, bf16 ran 1.38 / 1.29 / 1.95 / 2.26 s per MP at 256² / 512² / 768² / 1024²,
-# onnxruntime 1.53 / 1.83 / 1.88 / 1.82 (docs/PERFORMANCE.md), so a 256² measurement picked bf16 for
-# the large images where onnxruntime is faster. 768² sits among the photo sizes that reach the rule
-# (MEASURE_PIXELS and up); measuring costs ~10 s once per machine on 2 cores, export included.
+# The timed input: 1 x 3 x 768 x 768. A path's cost per pixel can depend on the size (an earlier bf16
+# path slowed from 1.3 to 2.3 s/MP between 512² and 1024²; docs/PERFORMANCE.md), so the profile times
+# a size among the photos that reach the rule (MEASURE_PIXELS and up); measuring costs ~10 s once per
+# machine on 2 cores, export included.
 MEASURE_SIDE = 768
 # A cold job is measured for only once it reaches this many pixels (counting the images it already
 # ran): under it, the whole job on eager torch takes about what the measurement would (2-core
 # machines: 3-5 s per MP on torch, 2-4 s to measure), so it runs on torch unmeasured.
 MEASURE_PIXELS = 500_000
 # bf16 may be chosen automatically because it meets this bar against fp32 torch on the shipped
-# networks (8 photos_val photos at 384 px, 2-core AMD EPYC with avx512_bf16): PSNR 53-63 dB,
-# style score 0.331 -> 0.330 for starry_night (docs/PERFORMANCE.md). int8 measured 25-49 dB.
+# networks (benchmarks/bench_int8.py, 8 photos_val photos at 384 px: PSNR and style score in
+# docs/PERFORMANCE.md); int8 does not (25-49 dB).
 BF16_QUALITY = {"min_psnr_db": 40.0, "max_style_score_change": 0.01}
-PATHS = ("torch", "onnxruntime", "bf16")  # what the rule picks among (bf16: torch autocast, channels_last)
+PATHS = ("torch", "onnxruntime", "bf16")  # what the rule picks among (bf16: backends.Bf16Net)
 
 
 @dataclass(frozen=True)
