@@ -61,6 +61,9 @@ MEASURE_PIXELS = 500_000
 # docs/PERFORMANCE.md); int8 does not (25-49 dB).
 BF16_QUALITY = {"min_psnr_db": 40.0, "max_style_score_change": 0.01}
 PATHS = ("torch", "onnxruntime", "bf16")  # what the rule picks among (bf16: backends.Bf16Net)
+# Part of the key: raised when a timed path changes, so profiles timed with the old one are measured
+# again (2: Bf16Net without autocast, ~1.4x faster at 1024²).
+PATHS_REVISION = 2
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,8 @@ def has_bf16_units(flags: list[str] | None = None) -> bool:
 
 def machine_key() -> str:
     """Hash of what the measured speeds depend on: CPU model and flags, architecture, torch's
-    thread count, torch, onnxruntime and fast-style versions, and the timed size (a profile timed
-    at another :data:`MEASURE_SIDE` is measured again)."""
+    thread count, torch, onnxruntime and fast-style versions, the timed size (a profile timed at
+    another :data:`MEASURE_SIDE` is measured again) and :data:`PATHS_REVISION`."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -107,7 +110,8 @@ def machine_key() -> str:
         ort = "none"
     model, flags = cpu_description()
     parts = {"cpu": model, "flags": flags, "arch": platform.machine(), "threads": torch.get_num_threads(),
-             "torch": torch.__version__, "onnxruntime": ort, "fast_style": __version__, "side": MEASURE_SIDE}
+             "torch": torch.__version__, "onnxruntime": ort, "fast_style": __version__, "side": MEASURE_SIDE,
+             "paths": PATHS_REVISION}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -249,10 +249,12 @@ def test_real_measurement_and_switch_give_the_torch_images(cache, monkeypatch):
     torch.testing.assert_close(got, ref(x), atol=1e-4, rtol=0)
 
 
-def test_a_profile_timed_at_another_size_is_measured_again(cache, measured, monkeypatch):
-    """The key holds the timed size: per-pixel costs depend on it (bf16 led at 256², onnxruntime
-    at 1024² on the AMD EPYC of docs/PERFORMANCE.md), so a profile of another size is not reused."""
+@pytest.mark.parametrize("change", ["MEASURE_SIDE", "PATHS_REVISION"])
+def test_a_profile_timed_at_another_size_or_of_older_paths_is_measured_again(cache, measured, monkeypatch, change):
+    """The key holds the timed size (per-pixel costs depend on it: an earlier bf16 path led at 512²
+    and trailed at 1024², docs/PERFORMANCE.md) and the paths' revision (a faster bf16 must be timed
+    again), so such a profile is not reused."""
     first = machine_profile(measure=True)
-    monkeypatch.setattr(machine, "MEASURE_SIDE", machine.MEASURE_SIDE // 2)
+    monkeypatch.setattr(machine, change, getattr(machine, change) // 2)
     assert machine.machine_key() != first.key and machine_profile(measure=False) is None
     assert machine_profile(measure=True).key == machine.machine_key() and len(measured) == 2
