@@ -144,6 +144,9 @@ def main() -> None:
             key = f"{style}@{steps}"
             if key not in results:
                 results[key] = score(ckpt, style, args.photos, args.size)
+                # merged with what other runs into the same folder wrote meanwhile (one per painting)
+                on_disk = json.loads(results_file.read_text()) if results_file.exists() else {}
+                results = {**on_disk, **results}
                 results_file.write_text(json.dumps(results, indent=1))
             print(f"| {style} | {steps} | {results[key]['style']:.2f} | {results[key]['content']:.2f} | "
                   f"{', '.join(f'{v:.2f}' for v in results[key]['per_layer'])} |", flush=True)
