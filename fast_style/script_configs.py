@@ -40,8 +40,9 @@ class StylizeConfig:
     # output pixels per image (after scale): auto = 16 MP whole-image, 180 MP with tile_size
     # (~11-18 GB); larger is refused in one line before anything is decoded
     max_pixels: Any = "auto"
-    # auto | torch | onnxruntime: auto = ONNX Runtime on CPU (exported once per checkpoint into
-    # ~/.cache/fast_style/onnx), torch on CUDA; speeds: docs/PERFORMANCE.md
+    # auto | torch | onnxruntime: auto = torch on CUDA; on a CPU the path this machine measured
+    # fastest (ONNX Runtime, exported once per checkpoint into ~/.cache/fast_style/onnx, or torch
+    # bf16 where the CPU has bf16 units); speeds: docs/PERFORMANCE.md
     backend: str = "auto"
     # fp32 | int8: int8 = static int8 ONNX Runtime graph (faster on CPU once warm; fine texture
     # changes visibly: docs/PERFORMANCE.md); needs backend auto/onnxruntime

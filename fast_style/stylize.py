@@ -57,12 +57,14 @@ class Stylizer:
 
     ``backend``: ``onnxruntime`` runs the network through ONNX Runtime (faster than eager torch
     on a CPU, see docs/PERFORMANCE.md), exported once per network into a cache
-    (:mod:`fast_style.onnx_backend`); ``torch`` runs it in PyTorch; ``auto`` (default) picks
-    onnxruntime on the CPU and torch on CUDA. Every option applies either way (strength and
-    colour run after the network; style weights are an input of the exported graph). What the
-    exported graph cannot serve runs on torch with one log line saying why: tiled images (the
-    per-layer whole-image statistics of :mod:`fast_style.tiling`), the temporally smoothed video
-    network, ``compile=True``, a CUDA device, a missing onnxruntime or a failed export.
+    (:mod:`fast_style.onnx_backend`); ``torch`` runs it in PyTorch; ``auto`` (default) is torch on
+    CUDA and, on a CPU, the path the machine's one-time profile measured fastest: onnxruntime, or
+    torch in bf16 where the CPU has bf16 units (:class:`fast_style.machine.AutoNet`). Every option
+    applies either way (strength and colour run after the network; style weights are an input of
+    the exported graph). What the exported graph cannot serve runs on torch with one log line
+    saying why: tiled images (the per-layer whole-image statistics of :mod:`fast_style.tiling`),
+    the temporally smoothed video network, ``compile=True``, a CUDA device, a missing onnxruntime
+    or a failed export.
 
     ``precision="int8"`` (onnxruntime only, opt-in): the exported graph quantised to int8, with
     activation ranges calibrated on the embedded sample photos; faster than fp32 onnxruntime on a
@@ -119,8 +121,9 @@ class Stylizer:
 
     @property
     def backend(self) -> str:
-        """What runs the network now, ``torch`` or ``onnxruntime`` (``backend=auto`` on a CPU may
-        move to onnxruntime once the work seen repays the export: :class:`fast_style.machine.AutoNet`)."""
+        """What runs the network now, ``torch`` (also its bf16 path) or ``onnxruntime`` (``backend=auto``
+        on a CPU may move to the faster path once the work seen is large enough:
+        :class:`fast_style.machine.AutoNet`)."""
         return self.net.name
 
     def note(self, message: str) -> None:
