@@ -134,5 +134,6 @@ def main() -> None:
             print(f"| {label} | {secs:.3f} | {base_s / secs:.2f}x | {quality:.1f} | {score.style:.3f} "
                   f"(fp32 {base_score.style:.3f}) | {score.content:.3f} |")
 
+
 if __name__ == "__main__":
     main()

@@ -158,7 +158,7 @@ def scale_image(img: Image.Image, scale: float, resample: Image.Resampling = Ima
 
 
 # zlib level of written PNGs: 1 writes a 1024² stylization in 0.06 s against Pillow's default 6's
-# 0.29 s, for files ~18% larger (docs/PERFORMANCE.md, Folders); a folder of big PNGs waited on it.
+# 0.29 s, for files ~18% larger (docs/PERFORMANCE.md, "Folders"); a folder of big PNGs waited on it.
 PNG_LEVEL = 1
 
 

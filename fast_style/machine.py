@@ -7,11 +7,12 @@ export (1-2 s) costs more than it saves on one small photo. So the choice is a s
 numbers, not a guess: :func:`measure_machine` times a deterministic Johnson network (weights do
 not matter for speed) on a fixed :data:`MEASURE_SIDE`² input in eager fp32 torch, in onnxruntime
 fp32, and, where the CPU has bf16 units, in torch bf16 (:class:`~fast_style.backends.Bf16Net`),
-plus the export itself. The :class:`MachineProfile` is kept as ``machine-<key>.json`` beside the ONNX exports
-(:func:`fast_style.onnx_backend.onnx_cache_dir`); the key is a hash of the CPU model and flags,
-torch's thread count and the torch/onnxruntime versions, so another machine, thread count or
-upgrade measures again. A file that is unreadable, corrupt or of another key is measured again
-(one line); an unwritable one is used for this run only (one line).
+plus the export itself. The :class:`MachineProfile` is kept as ``machine-<key>.json`` beside the
+ONNX exports (:func:`fast_style.onnx_backend.onnx_cache_dir`); the key (:func:`machine_key`)
+hashes the CPU model and flags, torch's thread count, the versions, the timed size and the timed
+paths' revision, so another machine, thread count, upgrade or faster path measures again. A
+file that is unreadable, corrupt or of another key is measured again (one line); an unwritable
+one is used for this run only (one line).
 
 The rule (:func:`fastest`): for a job of ``pixels``, the path with the smallest
 ``pixels x seconds-per-pixel``, plus the export for onnxruntime when the network is not cached.
@@ -219,7 +220,7 @@ class AutoNet:
     A job runs on eager torch until its pixels reach :data:`MEASURE_PIXELS`: for one ordinary
     photo, starting onnxruntime (its import, reading and verifying the cached export, the session)
     costs more than it saves (warm first image of chelsea.jpg, 451x300: 2.66 s on torch against 2.92
-    s on onnxruntime, docs/PERFORMANCE.md). From there, with the network's export cached
+    s on onnxruntime; docs/PERFORMANCE.md, "The rule"). From there, with the network's export cached
     (verified): onnxruntime, unless the profile measured torch or bf16 faster (one line). With no
     export cached, before each batch the rule is asked for the pixels run so far plus that batch:
     once onnxruntime with the export costs less than torch for them, the network is exported
