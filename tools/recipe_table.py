@@ -48,7 +48,10 @@ def train_to(style: str, steps: int, previous: Path | None, out: Path, overrides
     return ckpt
 
 
-def score(ckpt: Path, style: str, n: int, size: int) -> dict[str, float]:
+def score(ckpt: Path | None, style: str, n: int, size: int) -> dict[str, float]:
+    """The measure of ``ckpt``'s outputs; ``ckpt=None`` scores the painting itself at ``size``:
+    the best any network can score at that size, since the measure compares at MEASURE_SIZE and
+    an output made smaller than that loses the painting's finest strokes to the resampling."""
     from fast_style.data import list_images
     from fast_style.images import load_batch
     from fast_style.measure import MEASURE_SIZE, StyleScorer
@@ -57,9 +60,14 @@ def score(ckpt: Path, style: str, n: int, size: int) -> dict[str, float]:
 
     photos = [load_batch(p, size) for p in list_images(SHARED / "photos_val")[:n]]
     scorer = StyleScorer(load_style_tensor(SHARED / "styles" / f"{style}.jpg", MEASURE_SIZE))
-    stylizer = Stylizer.from_checkpoint(ckpt, backend="torch")
-    with torch.inference_mode():
-        s = scorer.score_many([stylizer(x) for x in photos], photos)
+    if ckpt is None:  # the painting itself, resized to the stylization size, as every photo's output
+        painting = load_style_tensor(SHARED / "styles" / f"{style}.jpg", size)
+        outputs = [painting if painting.dim() == 4 else painting[None]] * len(photos)
+    else:
+        stylizer = Stylizer.from_checkpoint(ckpt, backend="torch")
+        with torch.inference_mode():
+            outputs = [stylizer(x) for x in photos]
+    s = scorer.score_many(outputs, photos)
     return {"style": round(s.style, 3), "content": round(s.content, 3),
             "per_layer": [round(v, 2) for v in s.per_layer]}
 
@@ -90,15 +98,17 @@ def figure(out: Path, dirs: list[Path], labels: list[str], styles: list[str], st
     return save_image(grid, out)
 
 
-def table(dirs: list[list[Path]], labels: list[str], styles: list[str], steps: list[int]) -> str:
+def table(dirs: list[list[Path]], labels: list[str], styles: list[str], steps: list[int], photos: int = 8,
+          size: int = 240) -> str:
     """Markdown: one row per painting, style score / content change of each run group at each
-    budget (read from the groups' scores.json; – where a budget was not trained)."""
+    budget (read from the groups' scores.json; – where a budget was not trained), and last the
+    style score of the painting itself at ``size`` (:func:`score` with no checkpoint): the floor."""
     scores = [{} for _ in dirs]
     for merged, group in zip(scores, dirs):
         for d in group:
             if (d / "scores.json").exists():
                 merged.update(json.loads((d / "scores.json").read_text()))
-    head = [f"{label} {n}" for n in steps for label in labels]
+    head = [f"{label} {n}" for n in steps for label in labels] + ["the painting itself"]
     lines = ["| painting | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
     for style in styles:
         cells = []
@@ -106,6 +116,7 @@ def table(dirs: list[list[Path]], labels: list[str], styles: list[str], steps: l
             for merged in scores:
                 s = merged.get(f"{style}@{n}")
                 cells.append(f"{s['style']:.2f} / {s['content']:.2f}" if s else "–")
+        cells.append(f"{score(None, style, photos, size)['style']:.2f}")
         lines.append(f"| {style} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -130,7 +141,7 @@ def main() -> None:
         print(figure(args.figure, groups, labels, args.styles, args.steps[0], args.size))
         return
     if args.table:
-        print(table(groups, labels, args.styles, args.steps))
+        print(table(groups, labels, args.styles, args.steps, args.photos, args.size))
         return
     if args.out is None:
         p.error("--out is required to train")
