@@ -50,8 +50,9 @@ def train_to(style: str, steps: int, previous: Path | None, out: Path, overrides
 
 def score(ckpt: Path | None, style: str, n: int, size: int) -> dict[str, float]:
     """The measure of ``ckpt``'s outputs; ``ckpt=None`` scores the painting itself at ``size``:
-    the best any network can score at that size, since the measure compares at MEASURE_SIZE and
-    an output made smaller than that loses the painting's finest strokes to the resampling."""
+    what an output with the painting's own look scores there, since the measure compares at
+    MEASURE_SIZE and an output made smaller loses the finest strokes to the resampling (the floor
+    a half-size score is read against)."""
     from fast_style.data import list_images
     from fast_style.images import load_batch
     from fast_style.measure import MEASURE_SIZE, StyleScorer
