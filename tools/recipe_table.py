@@ -62,8 +62,7 @@ def score(ckpt: Path | None, style: str, n: int, size: int) -> dict[str, float]:
     photos = [load_batch(p, size) for p in list_images(SHARED / "photos_val")[:n]]
     scorer = StyleScorer(load_style_tensor(SHARED / "styles" / f"{style}.jpg", MEASURE_SIZE))
     if ckpt is None:  # the painting itself, resized to the stylization size, as every photo's output
-        painting = load_style_tensor(SHARED / "styles" / f"{style}.jpg", size)
-        outputs = [painting if painting.dim() == 4 else painting[None]] * len(photos)
+        outputs = [load_style_tensor(SHARED / "styles" / f"{style}.jpg", size)] * len(photos)
     else:
         stylizer = Stylizer.from_checkpoint(ckpt, backend="torch")
         with torch.inference_mode():
